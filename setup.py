@@ -48,6 +48,9 @@ setup(
                   extra_compile_args=["-O3"], optional=True),
         Extension("panbench.pq._match", ["panbench/pq/_match.c"], depends=[MATCH_CORE, "panbench/pq/_json_scan.h"],
                   extra_compile_args=["-O3"], optional=True),
+        # PQ under other implementations' rules, from the counted tables (pq.quirks)
+        Extension("panbench.pq._rules", ["panbench/pq/_rules.c"], depends=[MATCH_CORE],
+                  extra_compile_args=["-O3", "-ffp-contract=off"], optional=True),
         Extension("panbench.pq._boundary", ["panbench/pq/_boundary.c"], depends=[COMMON, BOUNDARY_CORE],
                   extra_compile_args=["-O3"], optional=True),
         # the MaskFormer fusion's per-pixel argmax over the queries

@@ -28,6 +28,7 @@ from panbench.evaluators.contract import (
 from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
+from panbench.pq.quirks import StateSink
 from panbench.pq.result import ImageResult, reorder_columns
 from panbench.pq.sums import PQStats
 
@@ -97,6 +98,13 @@ class Evaluators:
         """Whether every member takes images scored in bulk (:meth:`add_scored`): no member needs the id maps, the
         model's outputs, or each image's result object."""
         return all(callable(getattr(m, "add_scored", None)) or needs_of(m) <= {"segments"} for m in self.members)
+
+    def table_sink(self) -> StateSink | None:
+        """Where ``score``'s batch path adds the tables' sums under other rules' quirk states: the member that counts
+        them (``codes`` and ``add_state_sums``: the Rules evaluator), or None."""
+        reader = next((m for m in self.members if callable(getattr(m, "add_state_sums", None))
+                       and len(getattr(m, "codes", ()))), None)
+        return None if reader is None else StateSink(reader, self.categories)
 
     def score(self, index: int, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray, pred_segs: list,
               where: str, image_id: Any = 0, instances: Instances | None = None,

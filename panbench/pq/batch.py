@@ -29,6 +29,7 @@ from panbench.pq.matching import (
     res_fields,
 )
 from panbench.pq.png import max_pixels
+from panbench.pq.quirks import StateSink
 from panbench.pq.result import BOUNDARY_FIELDS, BOUNDARY_PREFIX, ImageResult, results_to_columns
 from panbench.pq.threads import Task, Workers
 
@@ -166,10 +167,20 @@ def packed(result: ImageResult) -> tuple[np.ndarray, int]:
     return np.concatenate([np.array(head, np.int64), body]), 0
 
 
+def _counted(items: list[tuple[Any, ...]], limit: int, tables: StateSink) -> tuple[Any, np.ndarray]:
+    """``pair_tables`` of the items, then the sums of the tables it counted under ``tables``' quirk states (both in
+    C without the GIL): the status bytes and those sums, which the calling thread adds."""
+    status = native.pixels().pair_tables(items, limit)
+    counted = [(it[6], it[4], it[8], it[9], it[10], it[11]) for it, st in zip(items, status) if st == 0]
+    return status, tables.sums_of(counted)
+
+
 def _submit(cats: CategoryTable, gt_dir: Path, pred_dir: Path, chunk: Sequence[Pair], strict: bool, boundary: bool,
-            limit: int | None, pool: Workers | None, per_image: Callable[[Pair], ImageResult]) -> _Chunk:
-    """Prepare a chunk in the calling thread and start its C call (on a thread, or here without a pool);
-    ``limit`` None scores the whole chunk with ``per_image`` instead, on a thread all the same."""
+            limit: int | None, pool: Workers | None, per_image: Callable[[Pair], ImageResult],
+            tables: StateSink | None = None) -> _Chunk:
+    """Prepare a chunk in the calling thread and start its C call (on a thread, or here without a pool), with the
+    tables' sums under ``tables``' states where given; ``limit`` None scores the whole chunk with ``per_image``
+    instead, on a thread all the same."""
     if limit is None:  # list(map(...)): per_image runs where the call runs
         call: Any = list
         args: tuple[Any, ...] = (map(per_image, chunk),)
@@ -185,17 +196,22 @@ def _submit(cats: CategoryTable, gt_dir: Path, pred_dir: Path, chunk: Sequence[P
                 items.append(item)
         if not items:
             return chunk, prepared, b"", slots
-        call, args = native.pixels().pair_tables, (items, limit)
+        call, args = (native.pixels().pair_tables, (items, limit)) if tables is None else (_counted,
+                                                                                          (items, limit, tables))
     return chunk, prepared, pool.submit(call, *args) if pool is not None else call(*args), slots
 
 
-def _results(c: _Chunk, per_image: Callable[[Pair], ImageResult]) -> list[Any]:
+def _results(c: _Chunk, per_image: Callable[[Pair], ImageResult], tables: StateSink | None = None) -> list[Any]:
     """A chunk's results in order, once its call is done: each image C counted and matched as its ``res`` (and
-    each other image scored by ``per_image``, :func:`packed`), or the chunk's :class:`ImageResult` s."""
+    each other image scored by ``per_image``, :func:`packed`), or the chunk's :class:`ImageResult` s; the sums
+    under ``tables``' states of the images C counted added to it."""
     chunk, prepared, run, slots = c
     done = run.result() if isinstance(run, Task) else run
     if prepared is None:
         return done  # the per-image results
+    if tables is not None and slots:
+        done, sums = done
+        tables.add(sums)
     counted = [False] * len(chunk)
     for k, st in zip(slots, done, strict=True):  # one status byte per item
         counted[k] = st == 0
@@ -213,9 +229,11 @@ def _add(acc: PanopticAccumulator, done: list[Any], first: int, per_image: bool)
 
 
 def score_batch(acc: PanopticAccumulator, gt_dir: Path, pred_dir: Path, pairs: Sequence[Pair], strict: bool,
-                threads: int, per_image: Callable[[Pair], ImageResult], in_c: bool = True) -> None:
+                threads: int, per_image: Callable[[Pair], ImageResult], in_c: bool = True,
+                tables: StateSink | None = None) -> None:
     """Add the results of ``pairs`` to ``acc`` at positions 0, 1, ... in their order (``acc.boundary``: the ``b_``
-    columns too), on ``threads`` threads (1: the calling thread), counted in C where ``in_c``, else by ``per_image``."""
+    columns too), on ``threads`` threads (1: the calling thread), counted in C where ``in_c``, else by ``per_image``;
+    the sums of the tables C counts under ``tables``' quirk states added to it (``per_image`` adds its own)."""
     cats, boundary = acc.categories, acc.boundary
     try:
         limit = max_pixels() if in_c else None
@@ -229,15 +247,15 @@ def score_batch(acc: PanopticAccumulator, gt_dir: Path, pred_dir: Path, pairs: S
         pool = Workers(threads, "panbench-score") if threads > 1 else None
         queue: deque[_Chunk] = deque()
         for chunk in chunks:
-            queue.append(_submit(cats, gt_dir, pred_dir, chunk, strict, boundary, limit, pool, per_image))
+            queue.append(_submit(cats, gt_dir, pred_dir, chunk, strict, boundary, limit, pool, per_image, tables))
             if len(queue) >= 2 * max(1, threads):  # two chunks in flight per thread: none waits for the next
                 break
         while queue:
             first = queue.popleft()
             nxt = next(chunks, None)
             if nxt is not None:  # the next chunk starts before this one is gathered
-                queue.append(_submit(cats, gt_dir, pred_dir, nxt, strict, boundary, limit, pool, per_image))
-            got = _results(first, per_image)
+                queue.append(_submit(cats, gt_dir, pred_dir, nxt, strict, boundary, limit, pool, per_image, tables))
+            got = _results(first, per_image, tables)
             done += got
             held += 0 if limit is None else sum(r.nbytes for r, _ in got)
             if len(done) >= ADD_EVERY or held >= ADD_BYTES:

@@ -17,6 +17,7 @@ from panbench.pq.coco_format import UnlistedIdError, parse_segments
 from panbench.pq.diagnosis import Finding, channel_order, id_encoding, input_size
 from panbench.pq.kernels import MAX_ID
 from panbench.pq.matching import RES_COUNTS, CategoryTable, ImageMatch, Segments, match_image, res_of
+from panbench.pq.quirks import StateSink, table_of
 from panbench.pq.result import ImageResult
 
 _NONE = np.zeros(0, np.int64)
@@ -25,17 +26,20 @@ _NONE.flags.writeable = False  # shared by every image without unlisted pixels (
 
 def score_pair(cats: CategoryTable, gt_ids: np.ndarray, gt_segments_info: list[dict[str, Any]], pred_ids: np.ndarray,
                pred_segments_info: list[dict[str, Any]], where: str = "image", strict: bool = False,
-               boundary: bool = False) -> ImageResult:
+               boundary: bool = False, tables: StateSink | None = None) -> ImageResult:
     """One image scored from two id maps (``R + 256G + 256^2B``) and their segments_info: its match, the semantic
     confusion pairs and unlisted pixels of its intersection table and, with ``boundary``, its boundary-PQ
     contributions (a second pass over the pixels).  Ground-truth pixels whose id ``segments_info`` does not list are
     scored as panopticapi scores them (neither matched nor VOID: a prediction overlapping them keeps them in its union)
-    and counted in ``unlisted_px``; ``strict`` refuses them.  ``where`` names the image in errors."""
+    and counted in ``unlisted_px``; ``strict`` refuses them.  ``where`` names the image in errors.  ``tables`` takes
+    the table's sums under other rules (:class:`~panbench.pq.quirks.StateSink`)."""
     inter, gt, pred = pair_table(cats, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where, strict,
                                  areas=False)
     result = table_result(inter, gt, pred, where)
     if boundary:
         result.boundary = boundary_image_stats(gt_ids, gt, pred_ids, pred, inter)
+    if tables is not None:
+        tables.add_tables([table_of(inter, gt, pred)])
     return result
 
 

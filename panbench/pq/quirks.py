@@ -7,13 +7,18 @@ its set). numpy only."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from panbench.pq.extensions import load_extension
 from panbench.pq.matching import IGNORED_SHARE, MATCH_IOU, CategoryTable, Segments
 from panbench.pq.rules import Color, RuleSums, color_table, rule_summary
+from panbench.pq.sums import IOU_SCALE
+
+_native = load_extension("panbench.pq._rules")  # quirk_sums over many tables in C (None: quirk_sums, image by image)
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,74 @@ def states(rule: str) -> list[tuple[str, Quirks]]:
     return out
 
 
+_CROWD = ("last", "all", "none", "eomt")  # the crowd modes in _rules.c's order
+_SWITCHES = ("pixel_areas", "unlisted_void", "stuff_merge", "void_union", "fn_void", "float32", "void_class")
+
+
+def quirk_code(q: Quirks) -> tuple[int, ...]:
+    """``q`` as ``_rules.quirk_sums`` reads it: the crowd mode's number, then each switch but ``mean_all`` (which
+    changes the mean, not the sums)."""
+    return (_CROWD.index(q.crowd), *(int(getattr(q, name)) for name in _SWITCHES))
+
+
+#: one image's table and segments as :func:`add_table_sums` takes them: the intersection table, the ground truth's
+#: ids, category indices, JSON areas and crowd flags (one byte each), the predictions' category indices
+Table = tuple[Any, Any, Any, Any, Any, Any]
+
+
+def table_of(inter: np.ndarray, gt: Segments, pred: Segments) -> Table:
+    """An image's :data:`Table` from its intersection table and segments."""
+    return (np.ascontiguousarray(inter, np.int64), np.ascontiguousarray(gt.ids, np.int64),
+            np.ascontiguousarray(gt.cats, np.int64), np.ascontiguousarray(gt.areas, np.int64),
+            np.ascontiguousarray(gt.iscrowd, np.uint8), np.ascontiguousarray(pred.cats, np.int64))
+
+
+def add_table_sums(tables: list[Table], cats: CategoryTable, codes: np.ndarray, out: np.ndarray) -> None:
+    """Add the sums of each image of ``tables`` under each state of ``codes`` (:func:`quirk_code` rows) to ``out``
+    (states x 4 x categories int64: TP, FP, FN, IoU in 2^-40): in C (``_rules.quirk_sums``, without the GIL) where
+    built, else by :func:`quirk_sums`, which also adds what C leaves to it (EoMT's crowd picked by a set's order)."""
+    isthing = np.ascontiguousarray(cats.isthing, np.uint8)
+    left = ([(i, s) for i in range(len(tables)) for s in range(len(codes))] if _native is None else
+            _native.quirk_sums(tables, isthing, np.ascontiguousarray(codes, np.int32), out))
+    for i, s in left:
+        inter, g_ids, g_cats, g_areas, g_crowd, p_cats = (np.frombuffer(a, np.uint8 if k == 4 else np.int64) if
+                                                          not isinstance(a, np.ndarray) else a
+                                                          for k, a in enumerate(tables[i]))
+        n_gt, n_pred = len(g_cats), len(p_cats)
+        gt = Segments(g_ids, g_cats, np.asarray(g_crowd, bool), g_areas)
+        pred = Segments(np.zeros(n_pred, np.int64), p_cats, np.zeros(n_pred, bool), np.zeros(n_pred, np.int64))
+        r = quirk_sums(np.asarray(inter).reshape(n_gt + 2, n_pred + 1), gt, pred, cats, _quirks(codes[s]))
+        for k, name in enumerate(("tp", "fp", "fn", "iou")):
+            out[s, k] += getattr(r, name)
+
+
+class StateSink:
+    """Where the scoring of many images adds their tables' sums under quirk states (``score``'s batch path and its
+    per-image fallback, on several threads): ``target`` (the Rules evaluator) names the states (``codes``,
+    :func:`quirk_code` rows) and takes each batch's sums (``add_state_sums(out)``), one batch at a time."""
+
+    def __init__(self, target: Any, cats: CategoryTable) -> None:
+        self.target, self.cats, self.codes = target, cats, np.ascontiguousarray(target.codes, np.int32)
+        self._lock = threading.Lock()
+
+    def sums_of(self, tables: list[Table]) -> np.ndarray:
+        """The sums of ``tables`` under the states (a thread's share of the work: nothing is added)."""
+        out = np.zeros((len(self.codes), 4, len(self.cats)), np.int64)
+        add_table_sums(tables, self.cats, self.codes, out)
+        return out
+
+    def add(self, out: np.ndarray) -> None:
+        with self._lock:
+            self.target.add_state_sums(out)
+
+    def add_tables(self, tables: list[Table]) -> None:
+        self.add(self.sums_of(tables))
+
+
+def _quirks(code: Any) -> Quirks:
+    return Quirks(_CROWD[int(code[0])], **{name: bool(v) for name, v in zip(_SWITCHES, code[1:])})
+
+
 def quirk_sums(inter: np.ndarray, gt: Segments, pred: Segments, cats: CategoryTable, q: Quirks) -> RuleSums:
     """One image's sums under panopticapi's rules with the quirks ``q`` on, from its intersection table."""
     n = len(cats)
@@ -84,7 +157,7 @@ def quirk_sums(inter: np.ndarray, gt: Segments, pred: Segments, cats: CategoryTa
             p_matched.add(pc)
             t_matched.add(tc)
             out.tp[tc[0]] += 1
-            out.iou[tc[0]] += iou
+            out.iou[tc[0]] += int(np.rint(iou * IOU_SCALE))
     missed = set(t_area) - t_matched  # built and thinned as EoMT's set is: its order decides a category's crowd
     missed.discard(void)
     for tc in list(missed):

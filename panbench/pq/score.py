@@ -52,6 +52,7 @@ from panbench.pq.diagnosis import (
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
+from panbench.pq.quirks import StateSink
 from panbench.pq.result import ImageResult
 from panbench.pq.sums import panopticapi_summary
 from panbench.pq.threads import Task, Workers
@@ -77,6 +78,8 @@ class Scoring:
     strict: bool = False  # refuse ground-truth PNG ids that segments_info does not list
     boundary: bool = False  # boundary-PQ contributions too
     keep_images: bool = False  # keep the per-image results (the analyses read them)
+    # the images' sums under other rules' quirk states, from the tables the scoring counts (score_stream only)
+    tables: StateSink | None = None
 
 
 Read = tuple[np.ndarray, list, np.ndarray, list, str]  # one image's decoded PNGs: read_pair's
@@ -164,7 +167,7 @@ def read_pair(gt_dir: Path, pred_dir: Path, pair: Pair, reuse: bool = True) -> R
 
 def _score_one(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring, pair: Pair) -> ImageResult:
     """One image on the per-image path: its PNGs decoded in Python's buffers, then :func:`score_pair`."""
-    return score_pair(cats, *read_pair(gt_dir, pred_dir, pair), how.strict, how.boundary)
+    return score_pair(cats, *read_pair(gt_dir, pred_dir, pair), how.strict, how.boundary, how.tables)
 
 
 def score_stream(truth: GroundTruthJSON, gt_dir: str | os.PathLike[str], pred_json: str | os.PathLike[str],
@@ -188,7 +191,7 @@ def score_stream(truth: GroundTruthJSON, gt_dir: str | os.PathLike[str], pred_js
     try:
         with collector_paused():  # no cycles are made, and collections would walk the annotations
             batch.score_batch(ev, gt_dir, pred_dir, pairs, how.strict, workers,
-                              lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), in_c)
+                              lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), in_c, how.tables)
     except UnknownCategoryError as err:
         found = _mapped_categories(cats, gt_dir, pred_dir, pairs, how, workers, in_c) if explain else None
         if found is None:
@@ -284,8 +287,9 @@ def _mapped_categories(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs:
     try:
         with collector_paused():
             part = PanopticAccumulator(wide)
+            plain = replace(how, tables=None)  # a diagnosis: no rule's sums
             batch.score_batch(part, gt_dir, pred_dir, pairs, how.strict, workers,
-                              lambda pair: _score_one(wide, gt_dir, pred_dir, how, pair), in_c)
+                              lambda pair: _score_one(wide, gt_dir, pred_dir, plain, pair), in_c)
     except InputError:  # another mistake: named once the category ids are right
         return None
     n, conf = len(cats), part.stats.conf

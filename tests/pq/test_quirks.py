@@ -6,19 +6,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from rule_references import TABLE_RULES
 from rule_sets import CATS, image_set_fixture, images  # noqa: F401 - the fixture
 
 from panbench.metrics import PanopticQuality
+from panbench.pq import quirks
 from panbench.pq.evaluator import pair_table, table_result
 from panbench.pq.matching import CategoryTable
-from panbench.pq.quirks import Quirks, quirk_sums, states
-from panbench.pq.rules import TABLE_RULES
+from panbench.pq.quirks import ORDER, Quirks, add_table_sums, quirk_code, quirk_sums, states, table_of
+from panbench.pq.rules import RuleSums
 
 
 def _same(a, b, where) -> None:
     for name in ("tp", "fp", "fn"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), (where, name)
-    assert np.allclose(a.iou, b.iou, rtol=0, atol=1e-12), where
+    assert np.array_equal(a.iou, b.iou), where  # fixed point: the same IoUs give the same sums
 
 
 @pytest.mark.parametrize("rule", [None, *TABLE_RULES])
@@ -30,13 +32,49 @@ def test_the_matcher_is_panopticapi_with_no_quirk_and_each_rule_with_all_of_its_
         inter, gt, pred = pair_table(table, gt_ids, segs, p_ids, p_segs, f"image {i}")
         if rule is None:
             s = table_result(inter, gt, pred).stats
-            want = type(quirk_sums(inter, gt, pred, table, Quirks()))(
-                *(np.bincount(c, minlength=len(table)).astype(np.int64) for c in (s.tp_cats, s.fp_cats, s.fn_cats)),
-                np.bincount(s.tp_cats, weights=s.tp_ious, minlength=len(table)))
+            want = RuleSums(*(np.bincount(c, minlength=len(table)).astype(np.int64)
+                              for c in (s.tp_cats, s.fp_cats, s.fn_cats)), np.zeros(len(table), np.int64))
+            want.add_ious(s.tp_cats, s.tp_ious)
             _same(quirk_sums(inter, gt, pred, table, Quirks()), want, i)
         else:
             _same(quirk_sums(inter, gt, pred, table, states(rule)[-1][1]), TABLE_RULES[rule](inter, gt, pred, table),
                   (rule, i))
+
+
+def _some_states(k: int) -> list[Quirks]:
+    """Every rule's states and ``k`` other combinations of the switches (all crowd modes among them)."""
+    rng = np.random.default_rng(3)
+    qs = [q for rule in ORDER for _, q in states(rule)]
+    for _ in range(k):
+        flags = {name: bool(rng.integers(2)) for name in ("pixel_areas", "unlisted_void", "stuff_merge", "void_union",
+                                                          "fn_void", "float32", "void_class")}
+        qs.append(Quirks(str(rng.choice(["last", "all", "none", "eomt"])), **flags))
+    return qs
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["C", "numpy"])
+def test_the_c_matcher_gives_quirk_sums_sums_bit_for_bit_on_every_image_and_state(native: bool, image_set,
+                                                                                  monkeypatch) -> None:
+    """``add_table_sums`` (``_rules.quirk_sums``, and without the C extension) against :func:`quirk_sums` image by
+    image: every rule's states and random combinations of the switches, on every image at once."""
+    if native:
+        assert quirks._native is not None, "panbench.pq._rules is not built (make setup)"
+    else:
+        monkeypatch.setattr(quirks, "_native", None)
+    _, imgs, cats = image_set
+    table = CategoryTable.from_coco(cats)
+    qs = _some_states(40)
+    tables, want = [], np.zeros((len(qs), 4, len(table)), np.int64)
+    for i, (gt_ids, segs, p_ids, p_segs) in enumerate(imgs):
+        inter, gt, pred = pair_table(table, gt_ids, segs, p_ids, p_segs, f"image {i}")
+        tables.append(table_of(inter, gt, pred))
+        for k, q in enumerate(qs):
+            r = quirk_sums(inter, gt, pred, table, q)
+            want[k] += np.stack([r.tp, r.fp, r.fn, r.iou])
+    got = np.zeros_like(want)
+    add_table_sums(tables, table, np.array([quirk_code(q) for q in qs], np.int32), got)
+    for k, q in enumerate(qs):
+        assert np.array_equal(got[k], want[k]), q
 
 
 def _cats() -> list[dict]:

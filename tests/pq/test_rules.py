@@ -67,12 +67,10 @@ def test_the_torchmetrics_rule_equals_torchmetrics_per_class_and_in_the_mean(ima
     assert abs(got["PQ"] - res.metrics["PQ"]) > 0.1  # the rules differ on this set: the test can tell them apart
 
 
-def test_score_rules_prints_each_rule_and_panopticapi_s_is_the_record_s(tmp_path: Path,
-                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def write_files(tmp_path: Path, imgs: list, cats: list[dict]) -> list[str]:
+    """The images as COCO panoptic files under ``tmp_path``: ``score``'s four file arguments."""
     from PIL import Image
 
-    imgs = images()[:4]
-    cats = json.loads(json.dumps(CATS))
     gt, pred = {"categories": cats, "images": [], "annotations": []}, {"annotations": []}
     for d in ("gt", "pred"):
         (tmp_path / d).mkdir()
@@ -86,8 +84,15 @@ def test_score_rules_prints_each_rule_and_panopticapi_s_is_the_record_s(tmp_path
             Image.fromarray(rgb).save(tmp_path / d / name)
     (tmp_path / "gt.json").write_text(json.dumps(gt))
     (tmp_path / "pred.json").write_text(json.dumps(pred))
-    args = ["score", "--gt-json", str(tmp_path / "gt.json"), "--gt-dir", str(tmp_path / "gt"), "--pred-json",
-            str(tmp_path / "pred.json"), "--pred-dir", str(tmp_path / "pred"), "--rules", "torchmetrics,panopticapi"]
+    return ["--gt-json", str(tmp_path / "gt.json"), "--gt-dir", str(tmp_path / "gt"), "--pred-json",
+            str(tmp_path / "pred.json"), "--pred-dir", str(tmp_path / "pred")]
+
+
+def test_score_rules_prints_each_rule_and_panopticapi_s_is_the_record_s(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    imgs = images()[:4]
+    files = write_files(tmp_path, imgs, json.loads(json.dumps(CATS)))
+    args = ["score", *files, "--rules", "torchmetrics,panopticapi"]
     assert main([*args, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert list(out["rules"]) == ["panopticapi", "torchmetrics"] and out["rules"]["panopticapi"]["PQ"] == out["PQ"]
@@ -106,6 +111,43 @@ def test_score_rules_prints_each_rule_and_panopticapi_s_is_the_record_s(tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2
     assert len(err) == 1 and "--rules: no rule 'nosuch'; name one or more of panopticapi, torchmetrics" in err[0], err
+
+
+EVERY_RULE = "panopticapi,torchmetrics,vernier-corrected,eomt"
+
+
+def test_score_counts_the_rules_from_the_tables_of_its_batch_path_as_every_other_path_does(
+        image_set, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``score --rules`` (every rule) on the C batch path (threads, the rules' sums from the tables it counts),
+    on the per-image path (``PANBENCH_PER_IMAGE=1``; and beside an evaluator that needs the id maps, whose images
+    the Rules evaluator counts again) and ``PanopticQuality(rules=...)``: the same rules and attribution, exactly."""
+    from panbench.pq import quirks
+
+    name, imgs, cats = image_set
+    files = write_files(tmp_path, imgs, cats)
+    everything = tmp_path / "everything.py"  # the example evaluator declaring nothing: the per-image path
+    example = Path(__file__).parents[2] / "examples" / "evaluators" / "image_count.py"
+    everything.write_text(example.read_text().replace('    needs = {"segments"}', ""))
+    runs = []
+    seen: list[int] = []
+    real = quirks.StateSink.add
+    monkeypatch.setattr(quirks.StateSink, "add", lambda self, out: (seen.append(1), real(self, out))[1])
+    for extra, env in (([], None), (["--procs", "1"], None), ([], "1"),
+                       (["--evaluator", f"{everything}:ImageCount"], None)):
+        monkeypatch.delenv("PANBENCH_PER_IMAGE", raising=False)
+        if env:
+            monkeypatch.setenv("PANBENCH_PER_IMAGE", env)
+        assert main(["score", *files, "--rules", EVERY_RULE, "--procs", "2", *extra, "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        runs.append({k: out[k] for k in ("rules", "rules_attribution")})
+        if not runs[1:]:
+            assert seen, "the batch path handed no table to the rules"
+    metric = PanopticQuality(cats, rules=EVERY_RULE.split(","))
+    for i, (gt_ids, segs, p_ids, p_segs) in enumerate(imgs):
+        metric.update(p_ids, p_segs, gt_ids, segs, image_id=i)
+    res = metric.compute()
+    runs.append(json.loads(json.dumps({"rules": res.rules, "rules_attribution": res.rules_attribution})))
+    assert all(r == runs[0] for r in runs), name
 
 
 def test_the_vernier_corrected_rule_equals_vernier_and_differs_from_panopticapi_on_the_crowd_pair(image_set) -> None:
