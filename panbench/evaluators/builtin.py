@@ -20,10 +20,10 @@ from panbench.evaluators.contract import ImageData
 from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.evaluator import pair_table
 from panbench.pq.matching import CategoryTable
-from panbench.pq.quirks import add_table_sums, attribution, quirk_code, states, table_of
+from panbench.pq.quirks import RuleStates, add_table_sums, states, table_of
 from panbench.pq.result import ImageResult
-from panbench.pq.rules import RuleSums, rule_summary
-from panbench.pq.sums import PQStats, pq_summary
+from panbench.pq.rules import RuleSums, panopticapi_rule
+from panbench.pq.sums import PQStats
 
 
 class PQEvaluator:
@@ -208,10 +208,10 @@ class SemanticEvaluator:
 class RulesEvaluator:
     """PQ under other implementations' rules (``--rules``; :mod:`panbench.pq.rules`): the record's ``rules``, each
     rule's PQ, SQ and RQ for All, Things and Stuff and per class, and ``rules_attribution``, the PQ each of its
-    quirks adds (:mod:`panbench.pq.quirks`). Each rule's sums are those of its last quirk state; every state's are
-    counted from the image's intersection table in C (``_rules.quirk_sums``): ``score``'s batch path hands it the
-    tables it counts (``codes``, :meth:`add_state_sums`); an image handed to :meth:`process` has its table counted
-    again from its id maps. ``panopticapi`` reads PQ's sums (``uses = "sums"``)."""
+    quirks adds (:mod:`panbench.pq.quirks`: :class:`~panbench.pq.quirks.RuleStates`). Every quirk state's sums are
+    counted from the image's intersection table in C: ``score``'s batch path hands it the tables it counts
+    (``codes``, :meth:`add_state_sums`); an image handed to :meth:`process` has its table counted again from its id
+    maps. ``panopticapi`` reads PQ's sums (``uses = "sums"``)."""
 
     name, version, built_in, uses = "Rules", "2", True, "sums"
 
@@ -221,21 +221,17 @@ class RulesEvaluator:
         # a cache of other rules (or of another attribution order) holds other shares: run again
         self.version = "2:" + ",".join(f"{r}/{len(states(r))}" for r in self.tabled)
         self.needs = frozenset({"id_maps", "segments"}) if self.tabled else frozenset()
-        codes: list[tuple[int, ...]] = []
-        self.slots: dict[str, list[int]] = {}  # each rule's states' rows of `codes` (alike states counted once)
-        for r in self.tabled:
-            for _, q in states(r):
-                if quirk_code(q) not in codes:
-                    codes.append(quirk_code(q))
-            self.slots[r] = [codes.index(quirk_code(q)) for _, q in states(r)]
-        self.codes = np.array(codes, np.int32).reshape(len(codes), -1)
         self.reset()
+
+    @property
+    def codes(self) -> np.ndarray:
+        return self.states.codes
 
     def fresh(self) -> RulesEvaluator:
         return RulesEvaluator(self.categories, self.rules)
 
     def reset(self) -> None:
-        self.sums = np.zeros((len(self.codes), 4, len(self.categories)), np.int64)  # TP, FP, FN, IoU a state
+        self.states = RuleStates(self.categories, self.tabled)
 
     def process(self, image: ImageData) -> dict[str, Any]:
         if not self.tabled:
@@ -243,7 +239,7 @@ class RulesEvaluator:
         assert image.gt_ids is not None and image.pred_ids is not None  # declared in needs
         inter, gt, pred = pair_table(self.categories, image.gt_ids, list(image.gt_segments or []), image.pred_ids,
                                      list(image.pred_segments or []), f"image {image.image_id}")
-        out = np.zeros_like(self.sums)
+        out = np.zeros_like(self.states.sums)
         add_table_sums([table_of(inter, gt, pred)], self.categories, self.codes, out)
         cats = np.flatnonzero(out.any(axis=(0, 1)))  # the categories the image touched
         return {"c": cats.tolist(), "sums": out[:, :, cats].ravel().tolist()}
@@ -251,32 +247,21 @@ class RulesEvaluator:
     def add(self, share: dict[str, Any]) -> None:
         if self.tabled:
             cats = np.asarray(share["c"], np.int64)
-            self.sums[:, :, cats] += np.asarray(share["sums"], np.int64).reshape(len(self.codes), 4, len(cats))
+            self.states.sums[:, :, cats] += np.asarray(share["sums"], np.int64).reshape(len(self.codes), 4, len(cats))
 
     def add_state_sums(self, out: np.ndarray) -> None:
         """Add many images' sums under the states (``score``'s batch path: :class:`~panbench.pq.quirks.StateSink`)."""
-        self.sums += out
+        self.states.add_state_sums(out)
 
     def add_scored(self, scored: PanopticAccumulator, image_ids: Mapping[int, Any]) -> None:
         """Images scored in bulk: their sums came through :meth:`add_state_sums` as ``score`` counted them."""
 
     def merge(self, other: RulesEvaluator, offset: int = 0) -> None:
-        self.sums += other.sums
-
-    def _state(self, row: int) -> RuleSums:
-        return RuleSums(*(self.sums[row, k].copy() for k in range(4)))
+        self.states.add_state_sums(other.states.sums)
 
     def evaluate(self, columns: PanopticAccumulator) -> dict[str, Any]:
+        numbers, rows = self.states.fields(RuleSums.from_stats(columns.stats))
         out: dict[str, Any] = {}
         for r in self.rules:
-            if r == "panopticapi":  # panbench's own numbers, as the record's metrics give them
-                res = pq_summary(columns.stats, self.categories.ids, self.categories.isthing)
-                out[r] = {k: res[k] for k in ("PQ", "SQ", "RQ", "PQ_th", "SQ_th", "RQ_th", "PQ_st", "SQ_st", "RQ_st")}
-                out[r]["per_class"] = {cid: {k: c[k] for k in ("PQ", "SQ", "RQ", "TP", "FP", "FN")}
-                                       for cid, c in res["per_class"].items()}
-            else:  # the rule is its last state
-                out[r] = rule_summary(r, self._state(self.slots[r][-1]), self.categories)
-        base = RuleSums.from_stats(columns.stats)
-        rows = {r: attribution(r, [self._state(k) for k in self.slots[r]], base, self.categories)
-                for r in self.tabled}
+            out[r] = panopticapi_rule(columns.stats, self.categories) if r == "panopticapi" else numbers[r]
         return {"rules": out, **({"rules_attribution": rows} if rows else {})}

@@ -111,6 +111,37 @@ def add_table_sums(tables: list[Table], cats: CategoryTable, codes: np.ndarray, 
             out[s, k] += getattr(r, name)
 
 
+class RuleStates:
+    """The sums of every quirk state of some rules (``rules``: names of :data:`ORDER`; alike states counted once)
+    over images: what :func:`add_table_sums` adds to, and each rule's numbers and attribution at the end (a rule is
+    its last state)."""
+
+    def __init__(self, cats: CategoryTable, rules: tuple[str, ...]) -> None:
+        self.cats, self.rules = cats, tuple(rules)
+        codes: list[tuple[int, ...]] = []
+        self.slots: dict[str, list[int]] = {}  # each rule's states' rows of `codes`
+        for r in self.rules:
+            for _, q in states(r):
+                if quirk_code(q) not in codes:
+                    codes.append(quirk_code(q))
+            self.slots[r] = [codes.index(quirk_code(q)) for _, q in states(r)]
+        self.codes = np.array(codes, np.int32).reshape(len(codes), len(_SWITCHES) + 1)
+        self.sums = np.zeros((len(codes), 4, len(cats)), np.int64)  # TP, FP, FN, IoU (2^-40) a state
+
+    def add_state_sums(self, out: np.ndarray) -> None:
+        self.sums += out
+
+    def state(self, row: int) -> RuleSums:
+        return RuleSums(*(self.sums[row, k].copy() for k in range(4)))
+
+    def fields(self, base: RuleSums) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+        """Each rule's PQ, SQ and RQ (:func:`rule_summary`) and its attribution against panopticapi's sums
+        ``base``."""
+        numbers = {r: rule_summary(r, self.state(self.slots[r][-1]), self.cats) for r in self.rules}
+        rows = {r: attribution(r, [self.state(k) for k in self.slots[r]], base, self.cats) for r in self.rules}
+        return numbers, rows
+
+
 class StateSink:
     """Where the scoring of many images adds their tables' sums under quirk states (``score``'s batch path and its
     per-image fallback, on several threads): ``target`` (the Rules evaluator) names the states (``codes``,

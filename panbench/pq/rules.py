@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from panbench.pq.matching import CategoryTable
-from panbench.pq.sums import IOU_BITS, IOU_SCALE, PQStats
+from panbench.pq.sums import IOU_BITS, IOU_SCALE, PQStats, pq_summary
 
 
 @dataclass
@@ -119,4 +119,13 @@ def rule_summary(rule: str, sums: RuleSums, cats: CategoryTable) -> dict[str, An
     out["per_class"] = {str(cid): {"PQ": 100 * float(pq[k]), "SQ": 100 * float(sq[k]), "RQ": 100 * float(rq[k]),
                                    "TP": int(sums.tp[k]), "FP": int(sums.fp[k]), "FN": int(sums.fn[k])}
                         for k, cid in enumerate(cats.ids)}
+    return out
+
+
+def panopticapi_rule(stats: PQStats, cats: CategoryTable) -> dict[str, Any]:
+    """panbench's own numbers (panopticapi's) in :func:`rule_summary`'s form, from PQ's sums."""
+    res = pq_summary(stats, cats.ids, cats.isthing)
+    out = {k: res[k] for k in ("PQ", "SQ", "RQ", "PQ_th", "SQ_th", "RQ_th", "PQ_st", "SQ_st", "RQ_st")}
+    out["per_class"] = {cid: {k: c[k] for k in ("PQ", "SQ", "RQ", "TP", "FP", "FN")}
+                        for cid, c in res["per_class"].items()}
     return out

@@ -11,7 +11,7 @@ import os
 import sys
 import tempfile
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
@@ -52,8 +52,10 @@ from panbench.pq.diagnosis import (
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
-from panbench.pq.quirks import StateSink
+from panbench.pq.quirks import RuleStates, StateSink
 from panbench.pq.result import ImageResult
+from panbench.pq.rule_names import check_rules
+from panbench.pq.rules import RuleSums, panopticapi_rule
 from panbench.pq.sums import panopticapi_summary
 from panbench.pq.threads import Task, Workers
 
@@ -408,16 +410,27 @@ def unlisted_note(res: dict[str, Any]) -> str | None:
 
 def pq_compute(gt_json_file: str | os.PathLike[str], pred_json_file: str | os.PathLike[str],
                gt_folder: str | os.PathLike[str] | None = None,
-               pred_folder: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+               pred_folder: str | os.PathLike[str] | None = None, rules: str | Sequence[str] = ()) -> dict[str, Any]:
     """panopticapi's ``pq_compute`` (``from panbench import pq_compute``): the same arguments, dict
-    (:func:`panbench.pq.sums.panopticapi_summary`) and numbers; what differs: docs/api.md, "pq_compute"."""
+    (:func:`panbench.pq.sums.panopticapi_summary`) and numbers; what differs: docs/api.md, "pq_compute".  ``rules``
+    (names of :data:`panbench.pq.rule_names.RULES`) adds ``rules`` and ``rules_attribution`` to the dict, as ``score
+    --rules --json`` gives them (docs/pq-rules.md)."""
+    names = check_rules([rules] if isinstance(rules, str) else list(rules), "rules") if rules else ()
     gt_folder = png_folder(gt_json_file) if gt_folder is None else gt_folder
     pred_folder = png_folder(pred_json_file) if pred_folder is None else pred_folder
     for folder, name, js in ((gt_folder, "gt_folder", gt_json_file), (pred_folder, "pred_folder", pred_json_file)):
         if not os.path.isdir(folder):
             raise InputError(f"{folder}: no such folder of panoptic PNGs; pass {name} (the PNGs of {js})")
     truth = read_truth(gt_json_file)
-    ev = score_stream(truth, gt_folder, pred_json_file, pred_folder)[0]
+    tabled = RuleStates(truth.categories, tuple(r for r in names if r != "panopticapi"))
+    how = Scoring(tables=StateSink(tabled, truth.categories) if len(tabled.codes) else None)
+    ev = score_stream(truth, gt_folder, pred_json_file, pred_folder, how=how)[0]
     if found := ev.diagnosis():
         warn_findings(with_pq_if_fixed(found, truth, gt_folder, pred_json_file, pred_folder), stacklevel=2)
-    return panopticapi_summary(ev.stats, ev.categories.ids, ev.categories.isthing)
+    out = panopticapi_summary(ev.stats, ev.categories.ids, ev.categories.isthing)
+    if names:
+        numbers, rows = tabled.fields(RuleSums.from_stats(ev.stats))
+        out["rules"] = {r: panopticapi_rule(ev.stats, ev.categories) if r == "panopticapi" else numbers[r]
+                        for r in names}
+        out["rules_attribution"] = rows
+    return out

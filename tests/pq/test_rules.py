@@ -9,6 +9,7 @@ VOID, and an image without segments."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ import numpy as np
 import pytest
 from rule_sets import CATS, THINGS, VOID_CAT, image_set_fixture, images  # noqa: F401 - the fixture
 
+from panbench import pq_compute
 from panbench.cli import main
+from panbench.errors import InputError
 from panbench.metrics import PanopticQuality
 
 torch = pytest.importorskip("torch")
@@ -147,7 +150,13 @@ def test_score_counts_the_rules_from_the_tables_of_its_batch_path_as_every_other
         metric.update(p_ids, p_segs, gt_ids, segs, image_id=i)
     res = metric.compute()
     runs.append(json.loads(json.dumps({"rules": res.rules, "rules_attribution": res.rules_attribution})))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a diagnosis of the set's mistakes
+        api = pq_compute(files[1], files[5], files[3], files[7], rules=EVERY_RULE.split(","))
+    runs.append(json.loads(json.dumps({"rules": api["rules"], "rules_attribution": api["rules_attribution"]})))
     assert all(r == runs[0] for r in runs), name
+    with pytest.raises(InputError, match="rules: no rule 'nosuch'; name one or more of panopticapi"):
+        pq_compute(files[1], files[5], files[3], files[7], rules="nosuch")
 
 
 def test_the_vernier_corrected_rule_equals_vernier_and_differs_from_panopticapi_on_the_crowd_pair(image_set) -> None:
