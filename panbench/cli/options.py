@@ -261,12 +261,24 @@ def rule_names(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(e).removeprefix("rule: ")) from None
 
 
+class _AddRules(argparse.Action):
+    """``--rules`` given again adds its rules to the earlier ones (in the rules' order)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        from panbench.pq.rule_names import RULES
+
+        named = {*(getattr(namespace, self.dest, None) or ()), *values}
+        setattr(namespace, self.dest, tuple(r for r in RULES if r in named))
+
+
 def _rules(p: argparse.ArgumentParser) -> None:
     from panbench.pq.rule_names import RULES
 
-    p.add_argument("--rules", metavar="NAME[,NAME...]", type=rule_names,
+    p.add_argument("--rules", metavar="NAME[,NAME...]", type=rule_names, action=_AddRules,
                    help="PQ also under other implementations' rules, beside panbench's (panopticapi's): "
-                   f"{', '.join(RULES)} (docs/pq-rules.md); printed, and in the record as `rules` (score: --json too)")
+                   f"{', '.join(RULES)} (docs/pq-rules.md; given again, added); printed, and in the record as `rules` "
+                   "(score: --json too)")
 
 
 _STORE_TRUE = {"action": "store_true"}

@@ -99,6 +99,8 @@ def test_score_rules_prints_each_rule_and_panopticapi_s_is_the_record_s(tmp_path
     assert main([*args, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert list(out["rules"]) == ["panopticapi", "torchmetrics"] and out["rules"]["panopticapi"]["PQ"] == out["PQ"]
+    assert main(["score", *files, "--rules", "torchmetrics", "--rules", "eomt,panopticapi", "--json"]) == 0
+    assert list(json.loads(capsys.readouterr().out)["rules"]) == ["panopticapi", "torchmetrics", "eomt"]  # added
     metric = PanopticQuality(CATS, rules=["torchmetrics"])
     for i, (gt_ids, segs, p_ids, p_segs) in enumerate(imgs):
         metric.update(p_ids, p_segs, gt_ids, segs, image_id=i)
