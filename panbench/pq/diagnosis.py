@@ -265,6 +265,74 @@ def encoded_ids(images: Iterable[tuple[Iterable[int], Iterable[int]]], table: Ca
                    "256^2 B)", decode=decode)
 
 
+def unlisted_ids(images: Sequence[tuple[Iterable[int], Iterable[int], Iterable[int]]], table: CategoryTable,
+                 colors: Mapping[int, int] | None = None) -> Finding | None:
+    """The finding behind prediction PNGs whose ids are not their segments_info's (each image's PNG ids, listed ids
+    and listed category ids): an id encoding (:func:`encoded_ids`), the categories' colours (``colors``: a colour's
+    id, R + 256 G + 256^2 B, -> its category id) saved instead of the ids, every id shifted by one constant, or
+    segments_info renumbered 1..n over a PNG that kept its ids."""
+    if found := encoded_ids([(png, listed) for png, listed, _ in images], table):
+        return found
+    sides = [({int(i) for i in png} - {0}, {int(i) for i in listed}, {int(c) for c in cats}) for png, listed, cats
+             in images]
+    bad = [side for side in sides if side[0] != side[1]]
+    if not bad or not all(png and listed for png, listed, _ in bad):
+        return None
+    if colors and all(png == {c for c, cat in colors.items() if cat in cats} for png, _, cats in bad):
+        ex = min(bad[0][0])
+        return Finding("category_colors", f"the PNG holds the categories' colours (a visualisation: id {ex} is the "
+                       f"colour of category {colors[ex]}), not segment ids: write each segment's pixels with its "
+                       "segments_info id, as RGB (id = R + 256 G + 256^2 B), not the coloured picture")
+    d = min(bad[0][0]) - min(bad[0][1])
+    if d and all(png == {i + d for i in listed} for png, listed, _ in bad):
+        ex = min(bad[0][1])
+        return Finding("id_offset", f"the PNG's ids are segments_info's {d:+d} (id {ex + d} in the PNG for {ex}): "
+                       f"write each segment's pixels with its segments_info id (or subtract {d} from the PNG's ids)",
+                       decode=f"shift:{d}")
+    if all(len(png) == len(listed) and listed == set(range(1, len(listed) + 1)) for png, listed, _ in bad):
+        n, shown = len(bad[0][1]), ", ".join(map(str, sorted(bad[0][0])[:2]))
+        return Finding("renumbered", f"segments_info's ids are 1..{n} but the PNG keeps its own ({shown}, ...): "
+                       "segments_info was renumbered and the PNG was not; give each segment the id its pixels hold "
+                       "in the PNG")
+    return None
+
+
+def overlapped_categories(gt_ids: np.ndarray, gt_segments: Sequence[Mapping[str, Any]], pred_ids: np.ndarray,
+                          pred_segments: Sequence[Mapping[str, Any]]) -> list[tuple[int, int]]:
+    """Each predicted segment's category id and that of the ground-truth segment under most of its pixels (where
+    one lies under more than half of them)."""
+    gt_cat = {int(s["id"]): s.get("category_id") for s in gt_segments}
+    out = []
+    for s in pred_segments:
+        under = gt_ids[pred_ids == s["id"]]
+        if under.size == 0:
+            continue
+        values, counts = np.unique(under, return_counts=True)
+        top = int(np.argmax(counts))
+        if 2 * counts[top] > under.size and int(values[top]) in gt_cat:
+            out.append((s.get("category_id"), gt_cat[int(values[top])]))
+    return [(p, g) for p, g in out if type(p) is int and type(g) is int]
+
+
+def category_offset(images: Sequence[tuple[Any, list[tuple[int, int]]]], n_images: int) -> Finding | None:
+    """The ``category_offset`` finding of images (each its id and :func:`overlapped_categories`) whose predicted
+    category ids are all the ground truth's moved by one constant, unlike the other images of ``n_images``."""
+    shifts = set()
+    for _, cats in images:
+        moved = {p - g for p, g in cats}
+        if len(cats) < 2 or len(moved) != 1 or 0 in moved:
+            return None
+        shifts |= moved
+    if len(shifts) != 1:
+        return None
+    d, (first, cats) = shifts.pop(), images[0]
+    which = f"image {first}" + (f" and {len(images) - 1} more" if len(images) > 1 else "")
+    (p, g), others = cats[0], n_images - len(images)
+    return Finding("category_offset", f"the predicted category ids of {which} are the ground truth's {d:+d} ({p} "
+                   f"where the ground truth has {g}), unlike the other {others} image{'s' * (others != 1)}: "
+                   f"subtract {d} from those images' category ids")
+
+
 def decoded(ids: np.ndarray, how: str, table: CategoryTable) -> tuple[np.ndarray, list[dict[str, int]]]:
     """An id map in an id encoding (``how``: ``mmdet``, ``detectron2``; :func:`encoded_ids`) as segment ids 1..n
     with its segments_info: one segment per encoded id, its category decoded (ids of no category: VOID)."""
@@ -369,9 +437,12 @@ def warn_findings(findings: Sequence[Finding], stacklevel: int = 2) -> None:
 
 
 def input_size(pred_hw: tuple[int, int], image_hw: tuple[int, int]) -> Finding | None:
-    """The ``input_size`` finding of a prediction the size of its image scaled (the network's input size: the aspect
-    ratio kept within a pixel) or padded to a multiple of 32."""
+    """The ``input_size`` finding of a prediction the size of its image transposed, scaled (the network's input
+    size: the aspect ratio kept within a pixel) or padded to a multiple of 32."""
     (ph, pw), (h, w) = pred_hw, image_hw
+    if (ph, pw) == (w, h) and h != w:
+        return Finding("input_size", f"the prediction ({pw}x{ph}) has the image's height and width swapped (the map "
+                       f"transposed): write its transpose (ids.T), {w}x{h} as the image")
     if (ph, pw) == (-(-h // 32) * 32, -(-w // 32) * 32):
         return Finding("input_size", f"the prediction ({pw}x{ph}) is the image padded to a multiple of 32 (the "
                        f"network's batch padding): crop it to the image's {w}x{h} (top left) before writing it")

@@ -110,9 +110,9 @@ def _check_areas(inter: np.ndarray, gt: Segments, pred: Segments, where: str) ->
         raise InputError(f"{where} (ground truth): segment {int(gt.ids[k])} has area {int(gt.areas[k])} in "
                          f"segments_info but {int(inter[k + 1].sum())} pixels in the PNG; the annotation PNG and JSON "
                          "do not belong together (or set 'area' to the pixel count)")
-    if bad is not None:
-        raise InputError(f"{where} (prediction): segments_info id {int(pred.ids[bad[1]])} is absent from the PNG; "
-                         "drop empty segments from segments_info")
+    if bad is not None:  # a caller that sees the other images may name the mistake behind it
+        raise UnlistedIdError(f"{where} (prediction): segments_info id {int(pred.ids[bad[1]])} is absent from the PNG",
+                              "drop empty segments from segments_info")
     pred.areas = areas
 
 

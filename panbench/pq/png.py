@@ -33,6 +33,10 @@ def _read_png(path: Path, where: str) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
+        png = Path(path).with_suffix(".png")
+        if Path(path).suffix.lower() != ".png" and png.is_file():  # the image's name given for its PNG's
+            raise InputError(f"{where}: PNG {path} not found, but {png.name} is beside it: the JSON's file_name "
+                             f"names the image ({Path(path).name}), not its PNG; give file_name '{png.name}'") from None
         raise InputError(f"{where}: PNG {path} not found; the JSON's file_name must name a file of that folder"
                          ) from None
     try:

@@ -39,13 +39,15 @@ from panbench.pq.coco_format import (
 from panbench.pq.diagnosis import (
     ENCODING_IMAGES,
     Finding,
+    category_offset,
     decoded,
-    encoded_ids,
     image_pairing,
     index_ids,
+    overlapped_categories,
     pairing_fixes,
     pairing_unfixed,
     unknown_categories,
+    unlisted_ids,
     warn_findings,
     with_pq,
 )
@@ -196,6 +198,8 @@ def score_stream(truth: GroundTruthJSON, gt_dir: str | os.PathLike[str], pred_js
                               lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), in_c, how.tables)
     except UnknownCategoryError as err:
         found = _mapped_categories(cats, gt_dir, pred_dir, pairs, how, workers, in_c) if explain else None
+        if found is None and explain:
+            found = _offset_images(cats, gt_dir, pred_dir, pairs)
         if found is None:
             used = (s["category_id"] for _, p in pairs for s in segments_list(p["segments_info"]))
             found = index_ids(used, cats)  # the ids alone: no fix to score
@@ -203,7 +207,7 @@ def score_stream(truth: GroundTruthJSON, gt_dir: str | os.PathLike[str], pred_js
             raise
         raise _refused(Refused(err.symptom, found), files, workers, how.strict, explain) from err
     except UnlistedIdError as err:
-        found = _encoding(cats, pred_dir, pairs) if explain else None
+        found = _encoding(cats, pred_dir, pairs, _colors(truth)) if explain else None
         if found is not None:
             raise _refused(Refused(err.symptom, found), files, workers, how.strict, explain) from err
         if err.kind == "id_encoding" and explain:  # one image's ids looked encoded; the others' do not
@@ -298,19 +302,51 @@ def _mapped_categories(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs:
     return unknown_categories(conf[:n, :len(wide)], conf[:, :len(wide)], cats, wide.ids)
 
 
-def _encoding(cats: CategoryTable, pred_dir: Path, pairs: list[Pair]) -> Finding | None:
-    """The ``id_encoding`` finding of the prediction PNGs, judged over :data:`ENCODING_IMAGES` images (or all):
-    their ids against their segments_info (:func:`panbench.pq.diagnosis.encoded_ids`)."""
-    def ids_of(pair: Pair) -> tuple[list[int], list[int]] | None:
+def _encoding(cats: CategoryTable, pred_dir: Path, pairs: list[Pair], colors: dict[int, int]) -> Finding | None:
+    """The finding behind prediction PNGs whose ids are not their segments_info's, judged over
+    :data:`ENCODING_IMAGES` images (or all): their ids against their segments_info
+    (:func:`panbench.pq.diagnosis.unlisted_ids`; ``colors``: the categories' colours as ids)."""
+    def ids_of(pair: Pair) -> tuple[list[int], list[int], list[int]] | None:
         gt_ann, pred_ann = pair
         where = f"image {gt_ann['image_id']}"
         try:
             ids = read_ids(safe_join(pred_dir, pred_ann["file_name"], f"{where} (prediction)"), where)
         except InputError:  # a PNG refused for another reason: not evidence either way
             return None
-        return np.unique(ids).tolist(), [s["id"] for s in segments_list(pred_ann["segments_info"])]
+        segs = segments_list(pred_ann["segments_info"])
+        return np.unique(ids).tolist(), [s["id"] for s in segs], [s.get("category_id") for s in segs]
 
-    return encoded_ids([found for pair in pairs[:ENCODING_IMAGES] if (found := ids_of(pair)) is not None], cats)
+    found = [f for pair in pairs[:ENCODING_IMAGES] if (f := ids_of(pair)) is not None]
+    return unlisted_ids(found, cats, colors)
+
+
+def _offset_images(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: list[Pair]) -> Finding | None:
+    """The ``category_offset`` finding of a few images (:data:`ENCODING_IMAGES` at most) whose predicted category
+    ids, some unknown, are each the ground truth's under it moved by one constant
+    (:func:`panbench.pq.diagnosis.category_offset`)."""
+    known = set(cats.ids)
+    odd = [pair for pair in pairs
+           if any(s.get("category_id") not in known for s in segments_list(pair[1]["segments_info"]))]
+    if not odd or len(odd) > ENCODING_IMAGES or len(odd) == len(pairs):
+        return None
+    found = []
+    for pair in odd:
+        try:
+            gt_ids, gt_segs, pred_ids, pred_segs, _ = read_pair(gt_dir, pred_dir, pair, reuse=False)
+        except InputError:
+            return None
+        found.append((pair[0]["image_id"], overlapped_categories(gt_ids, gt_segs, pred_ids, pred_segs)))
+    return category_offset(found, len(pairs))
+
+
+def _colors(truth: GroundTruthJSON) -> dict[int, int]:
+    """The ground truth's categories' colours as PNG ids (R + 256 G + 256^2 B) -> their category ids."""
+    out = {}
+    for c in truth.data.get("categories", []):
+        rgb = c.get("color") if isinstance(c, dict) else None
+        if isinstance(rgb, list) and len(rgb) == 3 and all(type(v) is int and 0 <= v < 256 for v in rgb):
+            out[rgb[0] + 256 * rgb[1] + 65536 * rgb[2]] = c["id"]
+    return out
 
 
 def fixed_pq(finding: Finding, truth: GroundTruthJSON, gt_dir: str | os.PathLike[str],
@@ -352,7 +388,10 @@ def _decoded_pngs(how: str, anns: list[dict[str, Any]], cats: CategoryTable, pre
     for ann in anns:
         where = f"image {ann.get('image_id')}"
         ids = read_ids(safe_join(pred_dir, ann["file_name"], f"{where} (prediction)"), where)
-        seg, ann["segments_info"] = decoded(ids, how, cats)
+        if how.startswith("shift:"):  # every id moved by a constant: moved back, segments_info kept
+            seg = np.where(ids > 0, ids.astype(np.int64) - int(how[6:]), 0).clip(0).astype(np.uint32)
+        else:
+            seg, ann["segments_info"] = decoded(ids, how, cats)
         path = safe_join(out, ann["file_name"], f"{where} (prediction)")
         path.parent.mkdir(parents=True, exist_ok=True)
         rgb = np.stack([seg & 255, (seg >> 8) & 255, (seg >> 16) & 255], axis=-1).astype(np.uint8)
