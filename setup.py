@@ -11,10 +11,12 @@ non-editable install) gets copies under ``panbench/_data/``, as MMDetection ship
 ``mmdet/.mim/configs``.  An editable install reads them from the clone (panbench/resources.py).
 """
 
+import os
 import shutil
 from pathlib import Path
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
@@ -41,8 +43,17 @@ class BuildPyWithData(build_py):
         shutil.copyfile(ROOT / "panbench" / "ops" / HOOK, Path(self.build_lib) / HOOK)
 
 
+class ParallelBuildExt(build_ext):
+    """build_ext compiling the extensions side by side, one per core (``--parallel N`` still rules)."""
+
+    def finalize_options(self) -> None:
+        super().finalize_options()
+        if not self.parallel:
+            self.parallel = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 setup(
-    cmdclass={"build_py": BuildPyWithData},
+    cmdclass={"build_py": BuildPyWithData, "build_ext": ParallelBuildExt},
     ext_modules=[
         Extension("panbench.pq._native", ["panbench/pq/_native.c"], depends=[COMMON, MATCH_CORE, BOUNDARY_CORE],
                   extra_compile_args=["-O3"], optional=True),

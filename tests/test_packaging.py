@@ -188,3 +188,22 @@ def test_every_missing_package_hint_names_the_extra_or_the_command_that_installs
         # torchvision (and timm): the build that loads beside the installed torch, one command (ops/pairing.py)
         want = install_command(module) if module in NEEDS_TORCHVISION else f'pip install "panbench[{extra}]"'
         assert want in (missing_extra_message(module, extras()) or ""), module
+
+
+def test_the_c_extensions_are_compiled_side_by_side_one_per_core() -> None:
+    """setup.py's build_ext builds the extensions in parallel (one job per core the process may use) unless told
+    otherwise with --parallel."""
+    code = """
+import os, sys, setuptools
+captured = {}
+setuptools.setup = lambda **kw: captured.update(kw)
+sys.argv = ["setup.py"]
+exec(compile(open("setup.py").read(), "setup.py", "exec"), {"__file__": os.path.abspath("setup.py")})
+from setuptools.dist import Distribution
+cmd = captured["cmdclass"]["build_ext"](Distribution({"ext_modules": captured["ext_modules"]}))
+cmd.initialize_options(); cmd.finalize_options(); print(cmd.parallel)
+told = captured["cmdclass"]["build_ext"](Distribution({"ext_modules": captured["ext_modules"]}))
+told.initialize_options(); told.parallel = 1; told.finalize_options(); print(told.parallel)
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [str(len(os.sched_getaffinity(0))), "1"], out
