@@ -2,6 +2,6 @@
 
 import sys
 
-from panbench.cli import main
+from panbench.console import start
 
-sys.exit(main())
+sys.exit(start())

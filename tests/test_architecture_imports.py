@@ -27,9 +27,10 @@ HEAVY = frozenset({"numpy", "torch", "torchvision", "mmcv", "mmdet", "mmengine",
 HEAVY_OWN = frozenset({"panbench.records.schema"})
 #: modules whose lazy imports are their purpose: the command line's dispatch and its parsers' option groups; the
 #: package root's API and the start-up hook's chain, which every interpreter of the environment runs (its ``.pth``
-#: file: tests/ops/test_ops_hook.py), and the stand-in for ``mmcv._ext`` it installs
+#: file: tests/ops/test_ops_hook.py), the stand-in for ``mmcv._ext`` it installs, and the console script, whose
+#: Ctrl-C handler comes before the command line's imports
 EXEMPT_MODULES = frozenset({"panbench.cli", "panbench.cli.options", "panbench", "panbench.ops", "panbench.ops.hook",
-                            "panbench.ops.ext"})
+                            "panbench.ops.ext", "panbench.console"})
 
 
 def _top_statements(tree: ast.Module) -> list[ast.stmt]:

@@ -140,3 +140,27 @@ def test_an_error_without_ctrl_c_is_still_raised(monkeypatch) -> None:
     monkeypatch.setattr(table, "run", run)
     with pytest.raises(ImportError):
         cli.main(["table"])
+
+
+def test_ctrl_c_while_the_console_script_imports_the_command_line_is_one_line(tmp_path) -> None:
+    """The console script (and ``python -m panbench``): a Ctrl-C that comes while ``panbench.cli`` is imported, before
+    its own handling is in place, ends in ``panbench: interrupted``, exit 130, no traceback."""
+    import subprocess
+    import sys
+
+    code = """
+import builtins, os, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as an interactive shell starts a command
+real = builtins.__import__
+def importing(name, *args, **kwargs):
+    if name == "panbench.cli":
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+    return real(name, *args, **kwargs)
+builtins.__import__ = importing
+from panbench.console import start
+sys.argv = ["panbench", "ls"]
+sys.exit(start())
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (130, "", "panbench: interrupted\n"), r

@@ -340,3 +340,29 @@ def test_speed_and_data_demo_end_at_once_on_ctrl_c(demo_root: Path, tmp_path: Pa
     assert not failures, report(failures, n)
     run([*data, "--force"], tmp_path)
     assert tree_digest(tmp_path / "demo") == tree_digest(tmp_path / "ref")
+
+
+EARLY_S = 0.06  # Python's own start-up (its interpreter, site and .pth files) takes about 0.05 s before panbench's
+
+
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "beside a CPU-bound job"])
+def test_ctrl_c_during_start_up_ends_in_one_line(demo_root: Path, tmp_path: Path, busy: bool) -> None:
+    """Ctrl-C at 0.06-1.2 s into ``eval`` (the interpreter's start-up done: panbench's imports, the command line, the
+    model's load), 8 times, with both cores idle and while two processes spin on them: one line, exit 130, every
+    process gone within the limit."""
+    args = ["eval", "--model", "demo-mask2former", "--dataset", "demo", "--data-root", str(demo_root), "--limit", "2",
+            "--results", str(tmp_path / "r")]
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 if busy else 0)]
+    rng = random.Random(5 + busy)
+    failures, n = [], 0
+    try:
+        for k in range(8):
+            o = run_interrupted([*args, "--no-resume"], EARLY_S + k * 0.15 + rng.uniform(0, 0.05), tmp_path)
+            n += o.interrupted
+            if o.interrupted and (why := problems(o)):
+                failures.append((o, why))
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    assert n >= 6 and not failures, report(failures, n)
