@@ -34,8 +34,10 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--settings", metavar="TEXT", help="with model names: the runs with these settings, as "
                    "`table` labels them (e.g. 'batch 2; amp bf16' or 'model.test_cfg.iou_thr=0.95'; words in any "
                    "order; a word postprocess=NAME: that post-processing, else the model's own where a run has "
-                   "it); 'best': a grid's best setting (`eval --grid`); default: the runs without settings, else a "
-                   "grid's setting that is the model's own")
+                   "it); 'best': a grid's best setting (`eval --grid`), 'best:KEYS' that of the grid of these keys "
+                   "(e.g. best:object_mask_thr, needed where the model has grids of different keys); default: the "
+                   "runs without settings, else a grid's setting that is the model's own ('default:KEYS': that "
+                   "grid's)")
     p.add_argument("--settings-a", metavar="TEXT", help="--settings for A only (e.g. an ablation of one model)")
     p.add_argument("--settings-b", metavar="TEXT", help="--settings for B only")
     p.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples (default 1000)")
@@ -50,12 +52,13 @@ SHOWN = 4  # the other settings a note names
 
 
 def choose_settings(what: str, runs: list[RunRecord], wanted: str | None,
-                    marked: dict[str, set[str]] | None = None) -> list[RunRecord]:
+                    marked: dict[str, dict[str, str]] | None = None, option: str = "--settings") -> list[RunRecord]:
     """The runs a model name stands for, as ``panbench table`` shows them, with the settings ``wanted`` (None: none;
-    a word ``postprocess=NAME``: that post-processing; ``best``: the best setting of a grid; ``default`` or none
-    where no run is without settings: a grid's setting that is the model's own), and a note on stderr when it has
-    runs with other settings; ``marked``: the record paths of the grids' settings by mark
-    (:func:`panbench.reporting.grids.marked_records`); a record path stands for itself."""
+    a word ``postprocess=NAME``: that post-processing; ``best`` or ``best:KEYS``: the best setting of a grid, of the
+    grid of these keys; ``default`` or none where no run is without settings, or ``default:KEYS``: a grid's setting
+    that is the model's own), and a note on stderr when it has runs with other settings; ``marked``: the record paths
+    of the grids' settings by mark, each with its grid's name (:func:`panbench.reporting.grids.marked_records`);
+    ``option``: the option that gave ``wanted``, for the errors; a record path stands for itself."""
     from panbench.reporting.labels import choice_label, settings_match
     from panbench.reporting.tables import latest_runs
 
@@ -65,24 +68,16 @@ def choose_settings(what: str, runs: list[RunRecord], wanted: str | None,
     shown = sorted(latest_runs(runs), key=lambda r: r.date)  # oldest first, as pick_pair reads them
     found = sorted({choice_label(r) for r in shown})
     listed = "; ".join(f"'{s}'" if s else "'default'" for s in found)
-    if wanted == "best":  # a grid's best on these images
-        if not (pick := [r for r in shown if r.record in marked.get("best", ())]):
-            raise InputError(f"--settings best: {what} has no grid (`eval --grid`) among these runs; its runs have: "
-                             f"{listed}")
-        print(f"{what}: best: the setting of highest PQ of its grid, {choice_label(pick[-1]) or 'default'} (chosen "
-              "on these images: a setting picked on val is not a test result)", file=sys.stderr)
-        return pick
+    if wanted == "best" or (wanted or "").startswith(("best:", "default:")):  # a grid's mark, by its name
+        return _grid_mark(what, shown, str(wanted), marked, option, listed)
     # where grids are among the runs, the model's own post-processing among all its runs (a grid's rule without keys
     # of its own has no settings words); else among those matched
     pick = [r for r in shown if settings_match(r, wanted)]
     pick = _own_postprocess(pick, wanted, shown if any(marked.values()) else pick)
-    if not pick and wanted in (None, "default"):  # the model's own setting, run in a grid
-        if pick := [r for r in shown if r.record in marked.get("default", ())]:
-            print(f"{what}: default: the setting of its grid that is the model's own, {choice_label(pick[-1])}",
-                  file=sys.stderr)
-            return pick
+    if not pick and wanted in (None, "default") and any(str(r.record) in marked.get("default", {}) for r in shown):
+        return _grid_mark(what, shown, "default", marked, option, listed)
     if wanted is not None and not pick:
-        raise InputError(f"--settings {wanted}: {what} has no run with these settings; its runs have: {listed}")
+        raise InputError(f"{option} {wanted}: {what} has no run with these settings; its runs have: {listed}")
     if not pick and len(found) == 1:  # one set of settings, not the default: that run, said so
         print(f"{what}: its only runs have settings {found[0]}", file=sys.stderr)
         return shown
@@ -95,6 +90,37 @@ def choose_settings(what: str, runs: list[RunRecord], wanted: str | None,
         print(f"{what}: compared its run with {'default settings' if wanted is None else 'settings ' + wanted}; it "
               f"also has runs with {named}{more} (choose with --settings, --settings-a/-b or a record path)",
               file=sys.stderr)
+    return pick
+
+
+def _grid_mark(what: str, shown: list[RunRecord], wanted: str, marked: dict[str, dict[str, str]], option: str,
+               listed: str) -> list[RunRecord]:
+    """The runs among ``shown`` that a grid's mark ``wanted`` names (``best``, ``default``, either with ``:KEYS``,
+    the grid's name), said on stderr; refused where the model has no such grid, or grids of several names and
+    ``wanted`` names none."""
+    from panbench.records.grids import BEST_NOTE
+    from panbench.reporting.grids import same_name
+    from panbench.reporting.labels import choice_label
+
+    where, (mark, _, asked) = f"{option} {wanted}: {what}", wanted.partition(":")
+    by_name: dict[str, list[RunRecord]] = {}
+    for r in shown:
+        if (name := marked.get(mark, {}).get(str(r.record))) is not None:
+            by_name.setdefault(name, []).append(r)
+    names = sorted(by_name)
+    if not names:
+        raise InputError(f"{where} has no grid (`eval --grid`) among these runs; its runs have: {listed}")
+    choices = " or ".join(f"{option} {mark}:{n}" for n in names)
+    if asked and not (names := [n for n in names if same_name(n, asked)]):
+        raise InputError(f"{where} has no grid of {asked}; name one of its grids: {choices}")
+    if len(names) > 1:
+        raise InputError(f"{where} has {len(names)} grids (`eval --grid`), of {' and of '.join(names)}; name "
+                         f"one: {choices}")
+    pick = by_name[names[0]]
+    what_it_is = ("the setting of highest PQ of its grid" if mark == "best" else
+                  "the setting of its grid that is the model's own")
+    print(f"{what}: {mark}: {what_it_is} ({names[0]}), {choice_label(pick[-1]) or 'default'}"
+          + (f" ({BEST_NOTE})" if mark == "best" else ""), file=sys.stderr)
     return pick
 
 
@@ -216,10 +242,10 @@ def run(args: argparse.Namespace) -> int:
     from panbench.reporting.text import format_compare
 
     picked = []
-    for what, own in ((args.a, args.settings_a), (args.b, args.settings_b)):
+    for what, own, option in ((args.a, args.settings_a, "--settings-a"), (args.b, args.settings_b, "--settings-b")):
         runs, root = find_records(what, Path(args.results), args.only_dataset)
-        picked.append((choose_settings(what, runs, own if own is not None else args.settings,
-                                       marked_records(root)), root))
+        wanted, option = (own, option) if own is not None else (args.settings, "--settings")
+        picked.append((choose_settings(what, runs, wanted, marked_records(root, runs), option), root))
     (runs_a, root_a), (runs_b, root_b) = picked
     ra, rb = pick_pair(runs_a, runs_b)  # model names: their runs that `table` shows, on the same images
     out = compare(ra, load_run(ra, root_a), rb, load_run(rb, root_b), args.resamples, args.bootstrap_seed)

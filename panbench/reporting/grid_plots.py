@@ -26,7 +26,7 @@ from panbench.reporting.plot_parts import SIDE_BY_SIDE
 def grid_name(g: Grid) -> str:
     """The file name of a grid's figure: ``grid_<model>_<key>+<key>.png``."""
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in g.doc["model"])
-    return f"grid_{safe}_{'+'.join(g.keys)}.png"
+    return f"grid_{safe}_{g.name}.png"
 
 
 def grid_plots(grids: list[Grid] | tuple[Grid, ...], records: list[RunRecord]

@@ -1,6 +1,8 @@
 """The grids of ``eval --grid`` as ``table``, ``compare``, ``plot`` and ``report`` read them (docs/reporting.md,
 "Grids"): each summary under ``RESULTS/grids/`` (:mod:`panbench.records.grids`) with its settings' records, the
-model's own setting (``default``) and the best on these images (``best``) marked.  No matplotlib, no torch."""
+model's own setting (``default``) and the best on these images (``best``) marked.  A grid is named by its keys
+(``object_mask_thr+postprocess``); of a model's grids with the same name on the same images the latest counts, so a
+model has one ``best`` per grid.  No matplotlib, no torch."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from panbench.records.grids import BEST_NOTE, HEADLINE, load_summaries
+from panbench.reporting.labels import dataset_key
 
 if TYPE_CHECKING:
     from panbench.records.schema import RunRecord
@@ -16,6 +19,8 @@ if TYPE_CHECKING:
 MARKS = ("default", "best")  # the settings a grid's summary points at by position
 GRID_NOTE = ("grid (`eval --grid`, RESULTS/grids/): default marks the model's own setting, best the grid's highest PQ, "
              f"{BEST_NOTE}")
+NAMED_NOTE = ("a model with grids of different keys: each mark names its grid by its keys, e.g. best (postprocess); "
+              "`compare --settings best:KEYS` takes that grid's best")
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,16 @@ class Grid:
         full = next((f for f in values if f == key or f.endswith("." + key)), None)
         return values[full] if full is not None else None
 
+    @property
+    def name(self) -> str:
+        """The grid's keys joined by '+', as its figure's file names them: 'object_mask_thr+postprocess'."""
+        return "+".join(self.keys)
+
+    def image_set(self) -> str:
+        """The dataset and image count of the grid's first record found (its summary's dataset where none is)."""
+        rec = next((r for r in self.records if r is not None), None)
+        return f"{dataset_key(rec)} {rec.n_images}" if rec is not None else str(self.doc.get("dataset"))
+
     def label(self) -> str:
         """'demo-mask2former on demo: object_mask_thr x postprocess (6 settings)'."""
         return (f"{self.doc['model']} on {self.doc['dataset']}: {' x '.join(self.keys)} "
@@ -74,22 +89,48 @@ def grids_of(results_dir: Path, shown: list[RunRecord], every: list[RunRecord] |
     return out
 
 
+def latest_grids(grids: list[Grid]) -> list[Grid]:
+    """The latest of ``grids`` (oldest first) of each model, name and image set, in first-seen order."""
+    out = {(g.doc.get("model"), g.name, g.image_set()): g for g in grids}
+    return list(out.values())
+
+
+def several_names(grids: list[Grid]) -> set[str]:
+    """The models with grids of more than one name among ``grids``."""
+    names: dict[str, set[str]] = {}
+    for g in grids:
+        names.setdefault(str(g.doc.get("model")), set()).add(g.name)
+    return {m for m, n in names.items() if len(n) > 1}
+
+
 def grid_marks(grids: list[Grid]) -> dict[str, str]:
-    """Each marked setting's record path -> its marks (:meth:`Grid.marks`); a later grid's marks win."""
-    return {g.settings[k]["record"]: g.marks(k) for g in grids for k in range(len(g.settings)) if g.marks(k)}
+    """Each marked setting's record path -> its marks (:meth:`Grid.marks`) in the latest grids
+    (:func:`latest_grids`), the grid's name after them where its model has grids of several names:
+    'best (postprocess)'."""
+    kept = latest_grids(grids)
+    named = several_names(kept)
+    return {g.settings[k]["record"]: f"{g.marks(k)} ({g.name})" if str(g.doc.get("model")) in named else g.marks(k)
+            for g in kept for k in range(len(g.settings)) if g.marks(k)}
 
 
-def marked_records(results_dir: Path) -> dict[str, set[str]]:
-    """Each mark (``default``, ``best``) -> the record paths of the settings it marks in the grids of
-    ``results_dir``."""
-    out: dict[str, set[str]] = {m: set() for m in MARKS}
-    for doc in load_summaries(Path(results_dir)):
-        rows = doc.get("settings")
+def marked_records(results_dir: Path, runs: list[RunRecord]) -> dict[str, dict[str, str]]:
+    """Each mark (``default``, ``best``) -> the record paths of the settings it marks, each with its grid's name, in
+    the latest grids (:func:`latest_grids`) of ``results_dir`` with a setting among ``runs``."""
+    out: dict[str, dict[str, str]] = {m: {} for m in MARKS}
+    for g in latest_grids(grids_of(results_dir, runs)):
         for m in MARKS:
-            k = doc.get(m)
-            if isinstance(rows, list) and isinstance(k, int) and 0 <= k < len(rows) and isinstance(rows[k], dict):
-                out[m].add(rows[k].get("record"))
+            if (k := g.at(m)) is not None:
+                out[m][g.settings[k]["record"]] = g.name
     return out
+
+
+def same_name(name: str, asked: str) -> bool:
+    """Whether the grid ``name`` is the one ``asked`` names: its keys joined by '+' in any order, a key by its full
+    or its short name (the part after the last dot)."""
+    def short(keys: str) -> list[str]:
+        return sorted(k.strip().rsplit(".", 1)[-1] for k in keys.split("+"))
+
+    return short(name) == short(asked)
 
 
 def grid_frame(g: Grid) -> Any:

@@ -24,7 +24,15 @@ from panbench.records.schema import RunRecord
 from panbench.reporting.analysis_plots import PLOTS
 from panbench.reporting.colors import model_colors
 from panbench.reporting.figure_files import REPORT_FILES, replace_figures, viewable_in_a_browser, writing_figures
-from panbench.reporting.grids import GRID_NOTE, Grid, grid_frame, grid_marks, grids_of
+from panbench.reporting.grids import (
+    GRID_NOTE,
+    NAMED_NOTE,
+    Grid,
+    grid_frame,
+    grid_marks,
+    grids_of,
+    several_names,
+)
 from panbench.reporting.labels import (
     cfg_words,
     corrupted_note,
@@ -270,8 +278,8 @@ def _dataset_section(page: Page, recs: list[RunRecord], groups: list[tuple[str, 
     paths = {r.record for r in recs}
     grids = [g for g in page.grids if any(s.get("record") in paths for s in g.settings)]
     marks = grid_marks(grids)
-    compared = format_table(comparison(recs, notes=notes, marks=marks), "html",
-                            notes=notes + ([GRID_NOTE] if marks else []))
+    grid_notes = ([GRID_NOTE] if marks else []) + ([NAMED_NOTE] if several_names(grids) else [])
+    compared = format_table(comparison(recs, notes=notes, marks=marks), "html", notes=notes + grid_notes)
     parts = [f"<h2>{html.escape(recs[0].dataset)}</h2>",
              "<h3>verdict</h3>" + verdict_text(found, "html")
              + "".join(f"<p class='note'>{html.escape(n)}</p>" for n in verdict_notes),

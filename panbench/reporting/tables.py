@@ -14,7 +14,7 @@ from panbench.records.rows import SHARED_SPEED_MARK, SHARED_SPEED_NOTE, gflops, 
 from panbench.records.schema import RunRecord
 from panbench.reporting.columns import FPS, analysis_columns, ap_miou_columns, declared, fps_columns, of_kind
 from panbench.reporting.formats import cells, header, writer
-from panbench.reporting.grids import GRID_NOTE, grid_marks, grids_of
+from panbench.reporting.grids import GRID_NOTE, NAMED_NOTE, grid_marks, grids_of, several_names
 from panbench.reporting.labels import (
     absent,
     cfg_words,
@@ -227,10 +227,10 @@ def table_with_notes(results_dir: Path, dataset: str | None, fmt: str, vs_publis
         return format_table(per_class(records), fmt, notes=notes), notes
     found, more = verdicts(ranked_records(records), results_dir, reference)
     head = verdict_text(found, fmt)
-    marks = grid_marks(grids_of(results_dir, records, every)) if not analyses else {}
+    grids = grids_of(results_dir, records, every) if not analyses else []
+    marks = grid_marks(grids)
     df = comparison(records, vs_published, analyses, results_dir, notes, all_columns, reference, marks=marks)
-    if marks:
-        notes.append(GRID_NOTE)
+    notes += ([GRID_NOTE] if marks else []) + ([NAMED_NOTE] if several_names(grids) else [])
     notes += [n for n in more if n not in notes]
     if writer(fmt).notes_apart:
         return format_table(df, fmt), [head, *notes]

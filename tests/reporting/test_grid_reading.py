@@ -34,11 +34,19 @@ def grid(demo_root, tmp_path_factory) -> tuple[Path, dict[str, Any]]:
     """The results folder of one eval of three thresholds of the model's fusion and mask-wise merging (which reads
     no threshold: four records) and its summary."""
     res = tmp_path_factory.mktemp("grid")
-    assert main(["eval", "--model", MODEL, "--dataset", "demo", "--data-root", str(demo_root), "--results", str(res),
-                 "--limit", "20", "--workers", "0", "--cpu-procs", "1", "--no-progress", "--no-ap",
-                 "--grid", "object_mask_thr=0.6,0.8,0.9", "--grid", "postprocess=default,maskwise"]) == 0
+    _eval_grid(demo_root, res, "object_mask_thr=0.6,0.8,0.9", "postprocess=default,maskwise")
     (summary,) = (res / "grids").glob("*.json")
     return res, json.loads(summary.read_text())
+
+
+def _eval_grid(demo_root: Path, res: Path, *grid: str) -> dict[str, Any]:
+    """One ``eval --grid`` of the demo model on 20 demo images into ``res``; its summary."""
+    before = set((res / "grids").glob("*.json"))
+    assert main(["eval", "--model", MODEL, "--dataset", "demo", "--data-root", str(demo_root), "--results", str(res),
+                 "--limit", "20", "--workers", "0", "--cpu-procs", "1", "--no-progress", "--no-ap",
+                 *(w for g in grid for w in ("--grid", g))]) == 0
+    (summary,) = set((res / "grids").glob("*.json")) - before
+    return json.loads(summary.read_text())
 
 
 def _record(res: Path, setting: dict[str, Any]) -> dict[str, Any]:
@@ -106,6 +114,82 @@ def test_compare_picks_two_settings_of_one_model_by_post_processing_default_and_
     assert picked["a"]["record"] == _where(doc, thr=0.9, postprocess="default")["record"]
     assert picked["b"]["record"] == doc["settings"][doc["best"]]["record"]
     assert "best: the setting of highest PQ of its grid" in err and "not a test result" in err
+
+
+@pytest.fixture(scope="module")
+def two_grids(grid, demo_root, tmp_path_factory) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """The grid's results folder with a second grid of the same model over other keys (post-processing only), and
+    both summaries."""
+    import shutil
+
+    res = tmp_path_factory.mktemp("two_grids") / "res"
+    shutil.copytree(grid[0], res)
+    return res, grid[1], _eval_grid(demo_root, res, "postprocess=default,argmax")
+
+
+def _marks(res: Path, capsys) -> tuple[dict[str, float], str]:
+    """``table``'s column grid: each mark -> the PQ of its row; and stderr (the notes)."""
+    import pandas as pd
+
+    capsys.readouterr()
+    assert main(["table", "--results", str(res), "--format", "csv"]) == 0
+    out, err = capsys.readouterr()
+    df = pd.read_csv(io.StringIO(out))
+    marked = df[df["grid"].notna()]
+    assert marked["grid"].is_unique, marked
+    return dict(zip(marked["grid"], marked["PQ"])), err
+
+
+def test_table_names_the_grid_of_each_mark_of_a_model_with_two_grids_one_best_per_grid(two_grids, capsys) -> None:
+    res, first, second = two_grids
+    marks, err = _marks(res, capsys)
+    bests = {m: pq for m, pq in marks.items() if "best" in m}
+    assert set(bests) == {"best (object_mask_thr+postprocess)", f"{'default, ' * (second['best'] == 0)}best "
+                          "(postprocess)"}, marks
+    assert bests["best (object_mask_thr+postprocess)"] == pytest.approx(first["settings"][first["best"]]["metrics"]
+                                                                        ["PQ"])
+    assert "default (object_mask_thr+postprocess)" in marks
+    assert "each mark names its grid by its keys" in err and "--settings best:KEYS" in err
+
+
+def test_compare_best_of_a_model_with_two_grids_is_refused_naming_them_and_takes_the_grid_named(
+        two_grids, capsys) -> None:
+    res, first, second = two_grids
+    for option in ("--settings-b", "--settings"):
+        assert main(["compare", MODEL, MODEL, "--results", str(res), option, "best", "--json"]) == 2
+        out, err = capsys.readouterr()
+        assert not out and "Traceback" not in err, err
+        assert err.strip().splitlines()[-1] == (  # A's note on stderr before it
+            f"panbench: error: {option} best: {MODEL} has 2 grids (`eval --grid`), of object_mask_thr+postprocess "
+            f"and of postprocess; name one: {option} best:object_mask_thr+postprocess or {option} best:postprocess")
+    assert main(["compare", MODEL, MODEL, "--results", str(res), "--settings-a", "best:postprocess",
+                 "--settings-b", "best:postprocess+object_mask_thr", "--json"]) == 0  # the keys in any order
+    out, err = capsys.readouterr()
+    picked = json.loads(out)
+    assert picked["a"]["record"] == second["settings"][second["best"]]["record"]
+    assert picked["b"]["record"] == first["settings"][first["best"]]["record"]
+    assert f"{MODEL}: best: the setting of highest PQ of its grid (postprocess)" in err
+    assert main(["compare", MODEL, MODEL, "--results", str(res), "--settings-b", "best:pp_keep"]) == 2
+    err = capsys.readouterr().err
+    assert "--settings-b best:pp_keep: demo-mask2former has no grid of pp_keep; name one of its grids:" in err, err
+
+
+def test_a_grid_run_again_with_the_same_keys_on_the_same_images_takes_the_marks_of_the_earlier(
+        two_grids, demo_root, tmp_path, capsys) -> None:
+    """A third grid over the post-processing, which shares one setting with the second (argmax), the second's
+    default still shown: the latest grid of these keys has the marks, the earlier one none, in ``table`` and in
+    ``compare``."""
+    import shutil
+
+    res = tmp_path / "res"
+    shutil.copytree(two_grids[0], res)
+    third = _eval_grid(demo_root, res, "postprocess=argmax,maskwise")
+    assert third["default"] is None
+    marks, _ = _marks(res, capsys)
+    assert [m for m in marks if m.endswith("(postprocess)")] == ["best (postprocess)"], marks
+    assert marks["best (postprocess)"] == pytest.approx(third["settings"][third["best"]]["metrics"]["PQ"])
+    assert main(["compare", MODEL, MODEL, "--results", str(res), "--settings-b", "best:postprocess", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["b"]["record"] == third["settings"][third["best"]]["record"]
 
 
 @pytest.fixture(scope="module")
