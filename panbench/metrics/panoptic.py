@@ -24,7 +24,7 @@ from panbench.pq.kernels import _SENTINEL, index_map, rgb2id
 from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
 from panbench.pq.result import ImageResult
-from panbench.pq.rule_names import check_rules
+from panbench.pq.rule_names import rule_list
 from panbench.pq.sums import PQStats, panopticapi_summary, pq_summary
 
 Categories = CategoryTable | Sequence[dict[str, Any]] | str | os.PathLike[str]
@@ -240,8 +240,7 @@ class BasePanopticQuality:
     def __init__(self, categories: Categories, *, analyses: bool = False, strict: bool = False,
                  evaluators: Sequence[Any] = (), rules: Sequence[str] = ()) -> None:
         self.categories = category_table(categories)
-        names = [rules] if isinstance(rules, str) else list(rules)
-        self.rules = check_rules(names, "rules") if names else ()  # PQ under other rules: PQResult.rules
+        self.rules = rule_list(rules)  # PQ under other rules: PQResult.rules
         self.analyses = analyses  # keep each image's result for the analyses of compute()
         self.strict = strict  # refuse ground-truth PNG ids that segments_info does not list
         self._user = load_evaluators(list(evaluators))  # a fresh copy of each for every round

@@ -56,7 +56,7 @@ from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
 from panbench.pq.quirks import RuleStates, StateSink
 from panbench.pq.result import ImageResult
-from panbench.pq.rule_names import check_rules
+from panbench.pq.rule_names import rule_list
 from panbench.pq.rules import RuleSums, panopticapi_rule
 from panbench.pq.sums import panopticapi_summary
 from panbench.pq.threads import Task, Workers
@@ -454,7 +454,7 @@ def pq_compute(gt_json_file: str | os.PathLike[str], pred_json_file: str | os.Pa
     (:func:`panbench.pq.sums.panopticapi_summary`) and numbers; what differs: docs/api.md, "pq_compute".  ``rules``
     (names of :data:`panbench.pq.rule_names.RULES`) adds ``rules`` and ``rules_attribution`` to the dict, as ``score
     --rules --json`` gives them (docs/pq-rules.md)."""
-    names = check_rules([rules] if isinstance(rules, str) else list(rules), "rules") if rules else ()
+    names = rule_list(rules)
     gt_folder = png_folder(gt_json_file) if gt_folder is None else gt_folder
     pred_folder = png_folder(pred_json_file) if pred_folder is None else pred_folder
     for folder, name, js in ((gt_folder, "gt_folder", gt_json_file), (pred_folder, "pred_folder", pred_json_file)):

@@ -202,3 +202,9 @@ def test_the_eomt_rule_equals_eomt_s_own_evaluation_recorded_on_the_same_images(
         assert abs(got[ours_key] - 100 * logged[f"metrics/val_{theirs}"]) <= 1e-4, ours_key  # 1e-6 on 0-1
     for k, cid in enumerate(order):  # EoMT logs per class by torchmetrics' continuous id
         assert abs(got["per_class"][str(cid)]["PQ"] - 100 * logged[f"metrics/val_pq_class_{k}"]) <= 1e-4, cid
+
+
+@pytest.mark.parametrize("rules", [5, ["eomt", 3], {"eomt": 1}])
+def test_the_api_refuses_rules_that_are_not_names_in_one_line(rules: Any) -> None:
+    with pytest.raises(InputError, match=r"is not rule names; give one name or a list of them, e.g. rules=\['torchme"):
+        PanopticQuality(CATS, rules=rules)
