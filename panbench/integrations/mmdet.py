@@ -87,6 +87,9 @@ class PanbenchPanopticMetric(BaseMetric):
         if backend_args and backend_args.get("backend", "local") != "local":
             raise InputError(f"{_NAME}: backend_args {backend_args!r}: panbench reads local files only; copy "
                              "the annotations to a local folder or use type='CocoPanopticMetric'")
+        if format_only and evaluators:
+            raise InputError(f"{_NAME}: format_only=True writes the predictions and scores nothing, so evaluators "
+                             "would see no image; leave out evaluators, or format_only")
         if format_only and outfile_prefix is None:
             raise InputError(f"{_NAME}: format_only=True writes the results under outfile_prefix; "
                              "set outfile_prefix='path/prefix'")
