@@ -6,7 +6,7 @@ by :class:`ScoreSums`; a run without any score gets neither.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -21,8 +21,19 @@ THRESHOLDS = tuple(k / 100 for k in range(101))  # 0.0, 0.01, ..., 1.0: the grid
 N_BINS = 10  # the calibration's bins
 CURVES = ("PQ", "PQ_th", "PQ_st", "SQ", "RQ")  # score_threshold's curves, 0-100
 ECE_GROUPS = (("", None), ("_th", True), ("_st", False))  # all, things, stuff: key suffix, isthing
-NO_SCORE = ("no predicted segment has a score: mmdet's own fusion (--fusion mmdet) gives none, and predictions get "
-            "them as a \"score\" per segment in segments_info, the model's, a float in [0, 1]")
+NO_SCORE = "no predicted segment has a score"
+# why, by what ran the panoptic fusion (a record's ``fusion``): mmdet's own, or anything else (panbench's, none)
+MMDET_FUSION = "mmdet's own fusion (--fusion mmdet) gives none; leave --fusion mmdet out: panbench's fusion keeps " \
+    "each segment's score"
+PREDICTIONS_NEED = "predictions get them as a \"score\" per segment in segments_info, the model's, a float in [0, 1]"
+
+
+def no_score(fusions: Iterable[str | None]) -> str:
+    """Why runs have no segment score analyses: mmdet's own fusion where one of them ran it (``fusions``: the runs'
+    ``fusion``), what predictions need where one did not."""
+    ran = set(fusions)
+    why = ([MMDET_FUSION] if "mmdet" in ran else []) + ([PREDICTIONS_NEED] if ran - {"mmdet"} else [])
+    return f"{NO_SCORE}: {'; '.join(why)}"
 
 
 class ScoreSums(Fold):

@@ -66,6 +66,11 @@ def paint_label_map(rng: np.random.Generator, ids: np.ndarray, segments: list[di
     return img.astype(np.uint8)
 
 
+def _image_id(split: str, k: int) -> int:
+    """The id of the ``k``-th image of ``split`` (its files are named after it, 12 digits)."""
+    return 1000 * (1 + list(SPLITS).index(split)) + k
+
+
 def make_split(root: Path, split: str, n: int, seed: int) -> None:
     """Write one split: images, panoptic PNGs and the JSON."""
     from PIL import Image
@@ -76,7 +81,7 @@ def make_split(root: Path, split: str, n: int, seed: int) -> None:
     png_dir.mkdir(parents=True, exist_ok=True)
     images, anns = [], []
     for k in steps(f"writing the {split} images of the demo set in {root}", range(n)):
-        image_id = 1000 * (1 + list(SPLITS).index(split)) + k
+        image_id = _image_id(split, k)
         h, w = int(rng.integers(96, 161)), int(rng.integers(128, 209))
         if h == w:
             w += 8
@@ -140,13 +145,25 @@ def make_demo(root: Path, seed: int = 0, force: bool = False) -> Path:
     return root
 
 
+def demo_files(root: Path) -> list[Path]:
+    """The files :func:`make_demo` writes under ``root`` (its stamp aside), those there, in path order: each split's
+    images, its panoptic PNGs and its JSON.  Other files in ``root`` are not the demo's and are left out."""
+    root = Path(root)
+    files = []
+    for split, (_, n) in SPLITS.items():
+        names = [f"{_image_id(split, k):012d}" for k in range(n)]
+        files += [root / split / f"{name}.jpg" for name in names]
+        files += [root / "annotations" / f"panoptic_{split}" / f"{name}.png" for name in names]
+        files.append(root / "annotations" / f"panoptic_{split}.json")
+    return sorted(p for p in files if p.is_file())
+
+
 def tree_digest(root: Path) -> str:
-    """sha256 over every file's relative path and bytes (the dataset's checksum)."""
+    """sha256 over the relative path and bytes of each of the demo's files (:func:`demo_files`; the checksum)."""
     h = hashlib.sha256()
-    for p in sorted(Path(root).rglob("*")):
-        if p.is_file() and p.name != ".panbench-demo":
-            h.update(str(p.relative_to(root)).encode())
-            h.update(p.read_bytes())
+    for p in demo_files(root):
+        h.update(str(p.relative_to(root)).encode())
+        h.update(p.read_bytes())
     return h.hexdigest()
 
 

@@ -3,6 +3,7 @@ score threshold and the reliability diagrams; :data:`PLOTS` lists them with the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from panbench.analyses import by_key
 from panbench.analysis.breakdown import ERROR_TYPES
-from panbench.analysis.scores import NO_SCORE
+from panbench.analysis.scores import no_score
 from panbench.pq.sums import PQ_GROUPS
 from panbench.records.schema import RunRecord
 from panbench.reporting import plot_parts
@@ -26,11 +27,13 @@ from panbench.reporting.figure_style import (
     new_figure,
     note_under,
     styled,
+    titles_apart,
     under_axes,
     wrap,
 )
 from panbench.reporting.labels import (
     SIZES,
+    fold_label,
     missing_why,
     short_label,
 )
@@ -43,6 +46,11 @@ def _left_out(records: list[RunRecord], key: str) -> str:
                      for missing, why in missing_why(records, key, f"no `{key}` in the record"))
 
 
+def _row_inches(names: list[str], least: float) -> float:
+    """The height of a row that a name of ``names`` labels: ``least``, or its lines of text (7 pt, 1.2 apart) and an
+    em between two names."""
+    lines = max((n.count("\n") + 1 for n in names), default=1)
+    return max(least, (1.2 * lines + 1) * MIN_TEXT_PT / 72)
 
 
 @styled
@@ -50,7 +58,9 @@ def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = No
     """PQ, PQ_th and PQ_st of each run with its 95% interval: three panels, stacked below :data:`SIDE_BY_SIDE`."""
     have = [r for r in records if r.ci]
     stacked = current_width() < SIDE_BY_SIDE
-    height = 0.9 + 3 * (0.45 + 0.3 * len(have)) if stacked else 1.1 + 0.4 * len(have)
+    names = [fold_label(short_label(r, records), 24) for r in have]
+    row = _row_inches(names, 0.3 if stacked else 0.4)
+    height = 0.9 + 3 * (0.45 + row * len(have)) if stacked else 1.1 + row * len(have)
     fig, axes = new_figure(height, *((3, 1) if stacked else (1, 3)), sharey=True, squeeze=False)
     style, _ = styles(have, colors, records)
     y = np.arange(len(have))[::-1]
@@ -74,7 +84,7 @@ def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = No
         ax.set_ylim(-0.7, len(have) - 0.3)
         ax.set_title(key)
         ax.grid(axis="x", alpha=0.3)
-        ax.set_yticks(y, [wrap(short_label(r, records), 24) for r in have])
+        ax.set_yticks(y, names)
     fig.supxlabel("PQ points; bars: 95% image-bootstrap interval")
     fig.suptitle(plot_title(records, "PQ with its 95% confidence interval"))
     if left := _left_out(records, "ci"):
@@ -134,7 +144,7 @@ def error_bars(records: list[RunRecord], out: Path, colors: Colors | None = None
         ax.annotate(f"{int(total)}", (k, total), xytext=(0, 2), textcoords="offset points", ha="center",
                     fontsize=MIN_TEXT_PT)
     upright = len(have) <= 3  # few bars: their names fit level
-    ax.set_xticks(np.arange(len(have)), [wrap(short_label(r, records), 24) for r in have],
+    ax.set_xticks(np.arange(len(have)), [fold_label(short_label(r, records), 24) for r in have],
                   rotation=0 if upright else 30, ha="center" if upright else "right", rotation_mode="anchor")
     ax.set_ylim(0, 1.12 * max(float(bottom.max()) if len(bottom) else 0.0, 1.0))
     ax.set_ylabel("errors (FP + FN count)")
@@ -251,6 +261,11 @@ def _ece_words(c: dict[str, Any]) -> str:
     return f"ECE {v('ece')}{ci}\nthings {v('ece_th')}, stuff {v('ece_st')}"
 
 
+def _title_of(name: str, words: str) -> Callable[[int], str]:
+    """A reliability panel's title at a line width in characters: the run's name over its ECE (``words``)."""
+    return lambda chars: f"{fold_label(name, chars)}\n{wrap(words, chars)}"
+
+
 RELIABILITY_PANEL_IN = 1.7  # the least width of a run's reliability panel: as many a row as fit the figure's width
 
 
@@ -269,6 +284,7 @@ def reliability_diagrams(records: list[RunRecord], out: Path, colors: Colors | N
     panel = current_width() / ncols
     fig, axes = new_figure(nrows * min(3.2, max(2.4, 1.25 * panel)), 2 * nrows, ncols, squeeze=False,
                            gridspec_kw={"height_ratios": [3, 1] * nrows})
+    titles = []
     for k in range(nrows * ncols):
         ax, hist = axes[2 * (k // ncols), k % ncols], axes[2 * (k // ncols) + 1, k % ncols]
         if k >= len(have):
@@ -277,11 +293,10 @@ def reliability_diagrams(records: list[RunRecord], out: Path, colors: Colors | N
             continue
         c = have[k].calibration or {}
         _reliability_panel(ax, hist, c["bins"], style[k]["color"])
-        ax.set_title(f"{wrap(short_label(have[k], records), 28)}\n{_ece_words(c)}")
+        titles.append((ax, _title_of(short_label(have[k], records), _ece_words(c))))
         ax.tick_params(labelbottom=False)
         if k % ncols == 0:
-            ax.set_ylabel("fraction TP")
-            hist.set_ylabel("segments")
+            ax.set_ylabel("fraction TP")  # the bars under it unlabelled: the legend names them, a label would meet this
     fig.suptitle(plot_title(records, f"reliability of the segment scores ({(have[0].calibration or {})['n_bins']} "
                                      "bins)"))
     handles = [Line2D([], [], color="0.3", marker="o", ms=4, label="fraction of a bin's segments that match (TP), "
@@ -292,6 +307,7 @@ def reliability_diagrams(records: list[RunRecord], out: Path, colors: Colors | N
             "calibrated", _left_out(records, "calibration")]
     legend_below(fig, handles, "; ".join(s for s in said if s))
     footnote(fig, note)
+    titles_apart(fig, titles, 28)
     return plot_parts.save(fig, out / "reliability.png")
 
 
@@ -299,6 +315,12 @@ def reliability_diagrams(records: list[RunRecord], out: Path, colors: Colors | N
 PLOTS = (("ci", "pq_intervals.png", pq_intervals), ("by_size", "pq_by_size.png", plot_pq_by_size),
          ("errors", "errors.png", error_bars), ("score_threshold", "pq_score_threshold.png", score_threshold_lines),
          ("calibration", "reliability.png", reliability_diagrams))
-#: why a plot of :data:`PLOTS` is skipped when no record has its field (else: no analysis or an older record)
-WHY_NONE = {"score_threshold": f"{NO_SCORE}; or records written before segment scores",
-            "calibration": f"{NO_SCORE}; or records written before segment scores"}
+
+
+def why_none(key: str, records: list[RunRecord]) -> str:
+    """Why a plot of :data:`PLOTS` is skipped when no record of ``records`` has its field ``key``: the segment scores'
+    plots by what ran the runs' fusion (:func:`~panbench.analysis.scores.no_score`), the others for want of the
+    analysis."""
+    if key in ("score_threshold", "calibration"):
+        return f"{no_score(r.fusion for r in records)}; or records written before segment scores"
+    return "records written before schema 2, or runs without the analysis"

@@ -9,7 +9,7 @@ from panbench.analyses import ANALYSES, Registry
 from panbench.analysis.bootstrap import CI_METRICS, too_few
 from panbench.analysis.breakdown import ERROR_TYPES
 from panbench.analysis.metrics import SIZE_LIMITS
-from panbench.analysis.scores import NO_SCORE
+from panbench.analysis.scores import no_score
 from panbench.pq.matching import METRIC_KEYS
 
 if TYPE_CHECKING:
@@ -58,6 +58,12 @@ def by_size_columns(r: RunRecord) -> dict[str, Any]:
         row.update({**{f"{k}_{s}": b.get(k) if b.get("n") else None for k in ("PQ", "SQ", "RQ")},
                     f"N_{s}": b.get("n"), f"segments_{s}": b.get("segments")})
     return row
+
+
+@kinds_of("by_size")
+def by_size_kinds() -> dict[str, tuple[str, str]]:
+    """The kinds of :func:`by_size_columns`: the categories and ground-truth segments of each bucket are counts."""
+    return {f"{k}_{s}": ("count", f"{k}_{s}") for s, _, _ in SIZE_LIMITS for k in ("N", "segments")}
 
 
 @text_of("by_size")
@@ -134,6 +140,12 @@ def score_threshold_columns(r: RunRecord) -> dict[str, Any]:
             "scored_segments": st.get("segments")}
 
 
+@kinds_of("score_threshold")
+def score_threshold_kinds() -> dict[str, tuple[str, str]]:
+    """The kinds of :func:`score_threshold_columns`: the scored segments are a count."""
+    return {"scored_segments": ("count", "scored_segments")}
+
+
 def _no_score(res: Mapping[str, Any]) -> bool:
     """Whether ``res`` was analysed (another analysis's field is there) yet has no segment score analyses."""
     mine = {f for a in ANALYSES if a.key in SCORE_ANALYSES for f in a.fields}
@@ -145,7 +157,7 @@ def _no_score(res: Mapping[str, Any]) -> bool:
 def score_threshold_text(res: Mapping[str, Any]) -> list[str]:
     """The best threshold's PQ and the own one's; for an analysed run without scores, why there is none."""
     if not (st := res.get("score_threshold")):
-        return [f"score threshold and calibration: none ({NO_SCORE})"] if _no_score(res) else []
+        return [f"score threshold and calibration: none ({no_score([res.get('fusion')])})"] if _no_score(res) else []
     b, own = st["best"], st.get("own")
     line = f"PQ by score threshold: best {b['PQ']:.2f} at {b['threshold']:g}"
     if own is not None:
@@ -168,9 +180,9 @@ def calibration_columns(r: RunRecord) -> dict[str, Any]:
 
 @kinds_of("calibration")
 def calibration_kinds() -> dict[str, tuple[str, str]]:
-    """The kinds of :func:`calibration_columns`: each ECE's interval ends."""
-    return {f"ece{sfx}_{end}": (f"interval_{end}", "ece" + sfx) for sfx in ("", "_th", "_st")
-            for end in ("low", "high")}
+    """The kinds of :func:`calibration_columns`: each ECE's interval ends; the scored segments, a count."""
+    return {**{f"ece{sfx}_{end}": (f"interval_{end}", "ece" + sfx) for sfx in ("", "_th", "_st")
+               for end in ("low", "high")}, **score_threshold_kinds()}
 
 
 @text_of("calibration")

@@ -84,11 +84,11 @@ def plt() -> Any:
 
 
 def wrap(text: str, width: int = 60, long_words: bool = True) -> str:
-    """``text`` on lines of at most ``width`` characters, a longer word broken unless not ``long_words``."""
-    import textwrap
+    """``text`` on lines of at most ``width`` characters, broken between words (:func:`~.labels.fill`: at spaces, and
+    in a longer word after ',', ';', '/', '_' or a hyphen); a part still longer cut unless not ``long_words``."""
+    from panbench.reporting.labels import fill
 
-    return "\n".join(w for line in text.split("\n") for w in textwrap.wrap(line, width, break_long_words=long_words)
-                     ) or text
+    return "\n".join(fill(text, width, "cut" if long_words else "keep")) or text
 
 
 def legend_below(fig: Any, handles: list[Any], note: str = "") -> None:
@@ -223,6 +223,22 @@ def _wrap_titles(fig: Any) -> bool:
         grow(fig, (after.width - before.width if t.get_rotation() == 90 else after.height - before.height) / fig.dpi)
         changed = True
     return changed
+
+
+def titles_apart(fig: Any, titles: list[tuple[Any, Callable[[int], str]]], widest: int, least: int = 10) -> None:
+    """Each axes' title of ``titles`` made by its function of a line width in characters, from ``widest`` down to
+    ``least``, until no two of them come within an em of each other and each lies inside the figure (measured)."""
+    renderer = fig.canvas.get_renderer()
+    gap = TITLE_PT * fig.dpi / 72
+    for chars in range(widest, least - 1, -2):
+        for ax, make in titles:
+            ax.set_title(make(chars))
+        fig.draw_without_rendering()  # the layout done: the titles where they will be
+        boxes = [ax.title.get_window_extent(renderer) for ax, _ in titles]
+        if all(_inside(fig, b, "x") for b in boxes) and not any(
+                a.x0 < b.x1 + gap and b.x0 < a.x1 + gap and a.y0 < b.y1 and b.y0 < a.y1
+                for i, a in enumerate(boxes) for b in boxes[i + 1:]):
+            return
 
 
 def grow(fig: Any, inches: float) -> None:

@@ -49,11 +49,24 @@ def is_number(text: str) -> bool:
     return re.match(r"\[?[-+]?\d", text) is not None
 
 
+def whole_counts(df: Any) -> Any:
+    """``df`` with its declared counts (kind ``count``, :mod:`panbench.reporting.columns`) as nullable integers:
+    pandas holds a column of whole numbers with a blank row as floats, which would print 282 as 282.000."""
+    from panbench.reporting.columns import of_kind
+
+    counts = [c.name for c in of_kind(df.columns, "count") if df[c.name].dtype.kind == "f"
+              and (df[c.name].dropna() % 1 == 0).all()]
+    return df.astype({c: "Int64" for c in counts}) if counts else df
+
+
 def cells(df: Any, digits: int, with_index: bool = False) -> Any:
-    """Every cell as text (None where missing), floats with ``digits`` decimals; ``with_index``: the index first."""
+    """Every cell as text (None where missing), floats with ``digits`` decimals, counts whole
+    (:func:`whole_counts`); ``with_index``: the index first."""
     import numbers
 
     import pandas as pd
+
+    df = whole_counts(df)
 
     def cell(v: Any) -> str | None:
         if v is None or (not isinstance(v, str) and pd.isna(v)):
@@ -211,8 +224,8 @@ def _html_block(heading: str, table: str, reading: str) -> str:
 
 WRITERS: dict[str, Writer] = {
     "md": Writer(_md, lambda heading, table, reading: f"**{heading}**\n\n{table}\n\n{reading}"),
-    "csv": Writer(lambda df, digits, notes: df.to_csv(index=df.index.name is not None), None, notes_apart=True,
-                  fields=True),
+    "csv": Writer(lambda df, digits, notes: whole_counts(df).to_csv(index=df.index.name is not None), None,
+                  notes_apart=True, fields=True),
     "latex": Writer(_latex, _latex_block, max_digits=2),
     "html": Writer(_html, _html_block),
 }

@@ -143,6 +143,53 @@ def short_label(r: RunRecord, records: list[RunRecord]) -> str:
     return model_label(r, records) + ("" if pp in ("default", "external") else f" [{pp}]")
 
 
+ELLIPSIS = "\N{HORIZONTAL ELLIPSIS}"
+# where a line may break inside a word: after ',', ';', '/' or '_', or after a hyphen between letters or digits
+_INSIDE = re.compile(r"(?<=[,;/_])(?=.)|(?<=[A-Za-z0-9]-)(?=[A-Za-z0-9])")
+
+
+def shorten(word: str, width: int) -> str:
+    """``word`` at most ``width`` characters: its start and end kept, an ellipsis for its middle."""
+    if len(word) <= width:
+        return word
+    head = width // 2
+    return word[:head] + ELLIPSIS + word[len(word) - (width - 1 - head):]
+
+
+def fill(text: str, width: int, long: str = "shorten") -> list[str]:
+    """The lines of ``text`` (its own line breaks kept, blank lines left out) of at most ``width`` characters, broken
+    between words: at spaces and, in a word too long for a line, after ',', ';', '/', '_' or a hyphen between letters
+    or digits; a part still too long ``long``: shortened with an ellipsis (:func:`shorten`), ``cut`` at the width or
+    ``keep`` whole."""
+    lines: list[str] = []
+    for line in text.split("\n"):
+        words = [(part, " " if k == 0 else "") for word in line.split()
+                 for k, part in enumerate([word] if len(word) <= width else [p for p in _INSIDE.split(word) if p])]
+        at = len(lines)
+        for part, sep in words:
+            pieces = ([shorten(part, width)] if long == "shorten" else [part] if long == "keep" or width < 1 else
+                      [part[i:i + width] for i in range(0, len(part), width)])
+            for k, piece in enumerate(pieces):
+                if len(lines) > at and len(lines[-1]) + len(sep) + len(piece) <= width and not k:
+                    lines[-1] += sep + piece
+                else:
+                    lines.append(piece)
+    return lines
+
+
+def fold_label(text: str, width: int, lines: int = 3) -> str:
+    """A run's label (or any text) on at most ``lines`` lines of at most ``width`` characters (:func:`fill`): broken
+    between words only, a word too long for a line shortened in its middle; past ``lines`` lines, the first
+    ``lines - 1`` and the last after an ellipsis."""
+    out = fill(text, width)
+    if len(out) > lines > 1:
+        last = out[-1] if len(out[-1]) + 2 <= width else out[-1][len(out[-1]) - width + 2:]
+        out = out[:lines - 1] + [f"{ELLIPSIS} {last}"]
+    elif len(out) > lines:
+        out = [shorten(" ".join(out), width)]
+    return "\n".join(out) or text
+
+
 def images(n: int) -> str:
     """'1 image', '12 images'."""
     return f"{n} image{'s' * (n != 1)}"

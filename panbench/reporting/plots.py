@@ -23,7 +23,7 @@ from panbench.records.rows import (
 )
 from panbench.records.schema import RunRecord
 from panbench.reporting import plot_parts
-from panbench.reporting.analysis_plots import PLOTS, WHY_NONE
+from panbench.reporting.analysis_plots import PLOTS, why_none
 from panbench.reporting.colors import Colors, model_colors
 from panbench.reporting.figure_files import figure_path, listed, replace_figures, retire_folder
 from panbench.reporting.figure_style import (
@@ -33,13 +33,13 @@ from panbench.reporting.figure_style import (
     legend_below,
     new_figure,
     styled,
-    wrap,
 )
 from panbench.reporting.grid_plots import grid_plots
 from panbench.reporting.grids import Grid
 from panbench.reporting.labels import (
     absent,
     dataset_key,
+    fold_label,
     missing_why,
     ranked_records,
     short_label,
@@ -104,7 +104,8 @@ def pq_vs_speed(records: list[RunRecord], out: Path, colors: Colors | None = Non
     xs, ys = zip(*xy)
     _speed_axis(ax, xs)
     ax.set_ylim(max(0.0, min(ys) - 5), min(100.0, max(ys) + 5) + 2)
-    names = [_name(ax, wrap(mark_shared_speed(short_label(r, records), r), 32), p) for (r, _), p in zip(points, xy)]
+    names = [_name(ax, fold_label(mark_shared_speed(short_label(r, records), r), 32), p)
+             for (r, _), p in zip(points, xy)]
     shared = f"{SHARED_SPEED_MARK}: speed {SHARED_SPEED_NOTE}" if any(speed_shared(r) for r, _ in points) else ""
     handles = [Line2D([], [], linestyle="--", color="0.45", label="Pareto front: no other run has a higher PQ and "
                       "more images/s")]
@@ -293,8 +294,7 @@ def make_plots(records: list[RunRecord], out: Path, colors: Colors | None = None
         if any(getattr(r, key) for r in records):
             drawn.append((name, analysis_plot))
         else:
-            why = missing_why(records, key, WHY_NONE.get(key, "records written before schema 2, or runs without "
-                                                          "the analysis"))
+            why = missing_why(records, key, why_none(key, records))
             notes.append(f"{figure_path(out / name)}: skipped, no record has `{key}` ({'; '.join(w for _, w in why)})")
     drawn += grid_plots(grids, records)
     for name, fn in steps(f"drawing the figures of {out}", drawn):

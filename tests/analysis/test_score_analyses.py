@@ -285,6 +285,34 @@ def test_a_run_without_scores_has_neither_analysis_and_says_why(synthetic) -> No
     assert not any("score" in x for x in format_analyses({"n_images": 3}))  # no analysis ran: nothing to say
 
 
+def test_score_of_predictions_without_scores_says_what_they_need_and_names_no_fusion_option(synthetic, tmp_path,
+                                                                                           capsys) -> None:
+    """`panbench score` of another system's predictions: --fusion mmdet is eval's, not theirs; the line says what
+    predictions need to have scores."""
+    from panbench.cli import main
+
+    pairs, _ = synthetic
+    categories = coco_like_categories()
+    gj, gd = write_panoptic(tmp_path, "gt", [(i, g) for i, (g, _) in enumerate(pairs, 1)], categories)
+    pj, pd = write_panoptic(tmp_path, "pred", [(i, unscored(p)) for i, (_, p) in enumerate(pairs, 1)], categories)
+    assert main(["score", "--gt-json", str(gj), "--gt-dir", str(gd), "--pred-json", str(pj), "--pred-dir",
+                 str(pd)]) == 0
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if "score threshold and calibration" in x]
+    assert "fusion" not in line, line
+    assert line.strip() == ("score threshold and calibration: none (no predicted segment has a score: predictions "
+                            "get them as a \"score\" per segment in segments_info, the model's, a float in [0, 1])")
+
+
+def test_the_no_score_line_of_a_run_of_mmdet_s_own_fusion_names_the_option_to_leave_out() -> None:
+    analysed = {"by_size": {"small": {"n": 0}}, "n_images": 3}
+    (ours,) = [x for x in format_analyses({**analysed, "fusion": "panbench"}) if "score" in x]
+    (theirs,) = [x for x in format_analyses({**analysed, "fusion": "mmdet"}) if "score" in x]
+    assert "fusion" not in ours
+    assert theirs == ("score threshold and calibration: none (no predicted segment has a score: mmdet's own fusion "
+                      "(--fusion mmdet) gives none; leave --fusion mmdet out: panbench's fusion keeps each segment's "
+                      "score)")
+
+
 def test_score_writes_both_analyses_of_scored_predictions_and_no_analysis_leaves_them_out(synthetic, tmp_path,
                                                                                           capsys) -> None:
     from panbench.cli import main

@@ -227,3 +227,24 @@ def test_a_set_another_generator_version_stamped_is_written_again(tmp_path, monk
     (root / ".panbench-demo").write_text("4")
     with pytest.raises(InputError, match="generated with seed 4, not 0; pass --force"):
         make_demo(root)
+
+
+def test_data_demo_in_a_folder_of_other_files_reads_and_sums_only_the_files_it_writes(tmp_path, capsys,
+                                                                                    monkeypatch) -> None:
+    """`data demo --root` a folder that holds other files (a big folder): its checksum reads the demo's files only,
+    and is the one of a folder that holds nothing else."""
+    monkeypatch.setattr(demo, "SPLITS", SMALL)
+    busy = tmp_path / "busy"
+    (busy / "val2017").mkdir(parents=True)
+    (busy / "val2017" / "holiday.jpg").write_bytes(b"not the demo's")  # beside the demo's images
+    (busy / "downloads").mkdir()
+    (busy / "downloads" / "big.bin").write_bytes(bytes(1000))
+    read: list[Path] = []
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read.append(self) or real(self))
+    sums = []
+    for root in (tmp_path / "clean", busy):
+        assert main(["data", "demo", "--root", str(root)]) == 0
+        sums.append(re.findall(r"files sha256 (\w+)", capsys.readouterr().out))
+    assert sums[0] == sums[1] and len(sums[0]) == 1
+    assert not [p for p in read if p.name in ("holiday.jpg", "big.bin")]

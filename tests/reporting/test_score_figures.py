@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -170,14 +172,21 @@ def test_report_has_a_section_of_each_with_its_figure_and_the_note(reported) -> 
     assert 'alt="pq_score_threshold.png"' in page and 'alt="reliability.png"' in page
 
 
-def test_runs_without_scores_skip_both_figures_in_one_line_each(results, tmp_path, monkeypatch) -> None:
-    recs = [dataclasses.replace(r, score_threshold=None, calibration=None) for r in load_records(results)]
+NEEDS = "predictions get them as a \"score\" per segment in segments_info, the model's, a float in [0, 1]"
+MMDET = "mmdet's own fusion (--fusion mmdet) gives none; leave --fusion mmdet out: panbench's fusion keeps each " \
+    "segment's score"
+
+
+@pytest.mark.parametrize(("fusion", "says"), [(None, NEEDS), ("mmdet", MMDET)], ids=["score-runs", "fusion-mmdet"])
+def test_runs_without_scores_skip_both_figures_in_one_line_each(results, tmp_path, monkeypatch, fusion,
+                                                                 says) -> None:
+    """One line per figure, saying why by where the runs came from: --fusion mmdet only for runs of it."""
+    recs = [dataclasses.replace(r, score_threshold=None, calibration=None, fusion=fusion)
+            for r in load_records(results)]
     _only_score_figures(monkeypatch)
     paths, notes = plots.make_plots(recs, tmp_path)
     assert not {p.name for p in paths} & {"pq_score_threshold.png", "reliability.png"}
-    why = ("no predicted segment has a score: mmdet's own fusion (--fusion mmdet) gives none, and predictions get them "
-           "as a \"score\" per segment in segments_info, the model's, a float in [0, 1]; or records written before "
-           "segment scores")
+    why = f"no predicted segment has a score: {says}; or records written before segment scores"
     for key, name in (("score_threshold", "pq_score_threshold.png"), ("calibration", "reliability.png")):
         assert [n for n in notes if name in n] == [f"{tmp_path / name}: skipped, no record has `{key}` ({why})"]
     assert not (tmp_path / "pq_score_threshold.png").exists() and not (tmp_path / "reliability.png").exists()
@@ -207,3 +216,23 @@ def test_the_score_threshold_table_notes_the_best_threshold_only_where_a_run_has
         notes: list[str] = []
         comparison(recs, analyses=["score_threshold"], results_dir=results, notes=notes)
         assert (by_key("score_threshold").note in notes) is noted
+
+
+@pytest.mark.parametrize("fmt", ["md", "csv", "latex", "html"])
+def test_table_prints_the_scored_segments_as_a_count_beside_a_run_without_scores(results, tmp_path, capsys,
+                                                                                fmt) -> None:
+    """`table --score-threshold --calibration` of runs with scores and one without (mmdet's own fusion): each run's
+    scored segments a whole number (282, not 282.0 nor 282.000), the run without them blank."""
+    res = tmp_path / "res"
+    shutil.copytree(results, res)
+    (path,) = (res / "runs").glob("*_sys-a_*.json")
+    rec = {**json.loads(path.read_text()), "model": "sys-c", "score_threshold": None, "calibration": None,
+           "fusion": "mmdet"}
+    (res / "runs" / path.name.replace("sys-a", "sys-c")).write_text(json.dumps(rec))
+    assert main(["table", "--results", str(res), "--score-threshold", "--calibration", "--format", fmt]) == 0
+    out = capsys.readouterr().out
+    counts = {r.score_threshold["segments"] for r in load_records(results)} | {
+        r.calibration["segments"] for r in load_records(results)}
+    for n in counts:
+        assert re.search(rf"(?<![\d.]){n}(?![\d.])", out), (n, out)
+        assert not re.search(rf"(?<![\d.]){n}\.\d", out), (n, out)
