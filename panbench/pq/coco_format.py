@@ -295,10 +295,13 @@ def _score(s: dict[str, Any], where: str) -> float:
         try:
             f = float(v)
         except OverflowError:  # a JSON integer of hundreds of digits
-            f = float("inf") if v > 0 else float("-inf")
-        if 0.0 <= f <= 1.0:
-            return f
-        why = f"{f}" if np.isfinite(f) else f"{f}, not a finite number"
+            digits = int(abs(int(v)).bit_length() * 0.30103) + 1
+            f, why = float("nan"), f"{'-' if v < 0 else ''}1e{digits - 1} or so (an integer of {digits} digits)"
+        else:
+            if 0.0 <= f <= 1.0:
+                return f
+            why = (f"{f}" if np.isfinite(f) else f"{f}, not a finite number" if np.isnan(f) else
+                   f"{f}, not a finite number (a JSON number past 1.8e308, such as 1e400, reads as {f})")
     else:
         why = f"{v!r}, a {type(v).__name__}, not a number"
     raise InputError(f"{where}: segment {s.get('id')} has score {why}; a score is the model's confidence in [0, 1] "

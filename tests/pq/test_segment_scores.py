@@ -252,9 +252,11 @@ def test_scores_read_by_the_json_scan_are_json_loads_numbers(tmp_path: Path) -> 
 
 BAD = [(1.5, "score 1.5;"), (-0.25, "score -0.25;"), (True, "True, a bool, not a number"),
        ("0.9", "'0.9', a str, not a number"), (None, "None, a NoneType, not a number"),
-       (float("nan"), "nan, not a finite number"), (float("inf"), "inf, not a finite number"),
-       ([0.5], "[0.5], a list, not a number"), (2, "score 2.0;"), (10**400, "score inf, not a finite number"),
-       (-10**400, "score -inf, not a finite number")]
+       (float("nan"), "nan, not a finite number"),
+       (float("inf"), "inf, not a finite number (a JSON number past 1.8e308, such as 1e400, reads as inf)"),
+       ([0.5], "[0.5], a list, not a number"), (2, "score 2.0;"),
+       (10**400, "score 1e400 or so (an integer of 401 digits)"),
+       (-10**400, "score -1e400 or so (an integer of 401 digits)")]
 
 
 @pytest.mark.parametrize("value, says", BAD, ids=[repr(v) for v, _ in BAD])
