@@ -17,9 +17,11 @@ import numpy as np
 from panbench.errors import InputError
 from panbench.evaluators import Evaluators, ImageData, load_evaluators
 from panbench.evaluators.contract import fresh_copy, name_of
+from panbench.metrics.device_table import device_counts, device_map, device_pair_table, on_device
+from panbench.metrics.id_maps import float_error, map_form
 from panbench.pq.coco_format import parse_categories, png_folder, read_ground_truth, read_json, safe_join
 from panbench.pq.diagnosis import Finding, diagnose, warn_findings
-from panbench.pq.evaluator import score_pair
+from panbench.pq.evaluator import score_pair, table_result
 from panbench.pq.kernels import _SENTINEL, index_map, rgb2id
 from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
@@ -111,37 +113,26 @@ def id_map(x: Any, where: str, name: str) -> np.ndarray:
     """An HxW integer id map (0 is VOID) from a numpy array, a torch tensor or a panoptic PNG's HxWx3 uint8 RGB."""
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor
         if x.is_floating_point() or x.is_complex():
-            raise _float_error(where, name, str(x.dtype))
+            raise float_error(where, name, str(x.dtype))
         x = x.detach().cpu().numpy()
     arr = np.asarray(x)
-    if arr.dtype.kind == "f" or arr.dtype.kind == "c":
-        raise _float_error(where, name, str(arr.dtype))
-    if arr.dtype.kind not in "iu":
-        raise InputError(f"{where}: {name} has dtype {arr.dtype}; pass integer segment ids "
-                         "(R + 256G + 256^2B, 0 = VOID)")
-    if arr.ndim == 3 and arr.shape[-1] == 3 and arr.dtype == np.uint8:
+    form = map_form(arr.dtype, tuple(arr.shape), where, name)
+    if form == "rgb":
         return rgb2id(np.ascontiguousarray(arr))
-    if arr.ndim == 3 and arr.shape[0] == 1:  # (1, H, W), as mmdet's sem_seg
-        arr = arr[0]
-    if arr.ndim != 2:
-        raise InputError(f"{where}: {name} has shape {tuple(arr.shape)}; pass one image's HxW map of segment ids "
-                         "(or HxWx3 uint8 RGB as in a panoptic PNG)")
-    return arr
+    return arr[0] if form == "stacked" else arr  # (1, H, W), as mmdet's sem_seg
 
 
-def _float_error(where: str, name: str, dtype: str) -> InputError:
-    return InputError(f"{where}: {name} has floating-point values ({dtype}); segment ids are integers: "
-                      "convert the map with .long() / .astype(np.int64) after rounding it where it was resized")
-
-
-def counted_areas(ids: np.ndarray, segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``segments`` with each missing ``area`` counted from the map."""
+def counted_areas(ids: Any, segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``segments`` with each missing ``area`` counted from the map (a numpy array, or a tensor on its device)."""
     if all("area" in s for s in segments):
         return segments
     seg_ids = np.array([s["id"] for s in segments], np.int64)
-    flat = ids.ravel()
-    u, c = np.unique(flat[np.isin(flat, seg_ids)], return_counts=True) if len(seg_ids) else (seg_ids, seg_ids)
-    counts = dict(zip(u.tolist(), c.tolist(), strict=True))
+    if not isinstance(ids, np.ndarray):  # a map on its tensor's device
+        counts = device_counts(ids, seg_ids)
+    else:
+        flat = ids.ravel()
+        u, c = np.unique(flat[np.isin(flat, seg_ids)], return_counts=True) if len(seg_ids) else (seg_ids, seg_ids)
+        counts = dict(zip(u.tolist(), c.tolist(), strict=True))
     return [s if "area" in s else {**s, "area": int(counts.get(s["id"], 0))} for s in segments]
 
 
@@ -237,6 +228,10 @@ class BasePanopticQuality:
     ``evaluators``: the user's (docs/api.md, "Your own evaluator": instances, classes, ``module:Class`` or
     ``path/to/file.py:Class``), each image handed to them as ``eval`` and ``score`` hand it."""
 
+    #: count the intersection table of CPU tensors with torch too (the tests' switch: tensors on another device
+    #: always are, :mod:`panbench.metrics.device_table`)
+    torch_table_on_cpu = False
+
     def __init__(self, categories: Categories, *, analyses: bool = False, strict: bool = False,
                  evaluators: Sequence[Any] = (), rules: Sequence[str] = ()) -> None:
         self.categories = category_table(categories)
@@ -273,16 +268,34 @@ class BasePanopticQuality:
                gt_ids: Any, gt_segments: Sequence[dict[str, Any]]) -> ImageResult:
         self._check_new(image_id, where)
         check_one_device(where, pred_ids=pred_ids, gt_ids=gt_ids)
-        pred = id_map(pred_ids, where, "pred_ids")
-        gt = id_map(gt_ids, where, "gt_ids")
-        gt_segs, pred_segs = counted_areas(gt, list(gt_segments)), list(pred_segments)
-        result = score_pair(self.categories, gt, gt_segs, pred, pred_segs, where, self.strict)
+        pred_segs = list(pred_segments)
+        if on_device(pred_ids, gt_ids, cpu=self.torch_table_on_cpu):
+            gt_segs, result = self._score_on_device(where, pred_ids, pred_segs, gt_ids, list(gt_segments))
+            reads_maps = "id_maps" in self._evaluators.needs  # else the maps stay on their device
+            pred = id_map(pred_ids, where, "pred_ids") if reads_maps else None
+            gt = id_map(gt_ids, where, "gt_ids") if reads_maps else None
+        else:
+            pred = id_map(pred_ids, where, "pred_ids")
+            gt = id_map(gt_ids, where, "gt_ids")
+            gt_segs = counted_areas(gt, list(gt_segments))
+            result = score_pair(self.categories, gt, gt_segs, pred, pred_segs, where, self.strict)
         index = self.n_images
         self._evaluators.take(ImageData(index, image_id if image_id is not None else index, self.categories, gt,
                                         gt_segs, pred, pred_segs, result), where)
         if image_id is not None:
             self._seen.add(image_id)
         return result
+
+    def _score_on_device(self, where: str, pred_ids: Any, pred_segs: list[dict[str, Any]], gt_ids: Any,
+                         gt_segs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], ImageResult]:
+        """:func:`~panbench.pq.evaluator.score_pair` of two tensors with the table counted on their device
+        (:mod:`panbench.metrics.device_table`): the ground truth's segments (areas counted) and the result."""
+        pred = device_map(pred_ids, where, "pred_ids")
+        gt = device_map(gt_ids, where, "gt_ids")
+        gt_segs = counted_areas(gt.ids, gt_segs)
+        inter, gt_arrays, pred_arrays = device_pair_table(self.categories, gt, gt_segs, pred, pred_segs, where,
+                                                          self.strict)
+        return gt_segs, table_result(inter, gt_arrays, pred_arrays, where)
 
     def _check_new(self, image_id: Any, where: str) -> None:
         """Refuse an update of a synced metric, or of an image already scored in this round."""

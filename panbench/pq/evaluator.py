@@ -95,7 +95,7 @@ def intersection_table(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, p
         if bad[0] == 1:  # a mistake that explains ids absent from segments_info: swapped channels, encoded categories
             png_ids, listed = [bad[1], *np.unique(pred_ids).tolist()], pred.ids.tolist()
             found = channel_order(png_ids, listed) or (id_encoding(png_ids, listed, cats) if cats is not None else None)
-        raise _unknown_id(where, bad[0] == 0, bad[1], found)
+        raise unlisted_id_error(where, bad[0] == 0, bad[1], found)
     return inter
 
 
@@ -116,7 +116,9 @@ def _check_areas(inter: np.ndarray, gt: Segments, pred: Segments, where: str) ->
     pred.areas = areas
 
 
-def _unknown_id(where: str, gt_side: bool, seg_id: int, why: Finding | None = None) -> InputError:
+def unlisted_id_error(where: str, gt_side: bool, seg_id: int, why: Finding | None = None) -> InputError:
+    """The error of a PNG id that segments_info does not list (of the ground truth, or of the prediction with the
+    finding that explains it, where one does)."""
     if gt_side:
         return InputError(f"{where} (ground truth): PNG segment id {seg_id} is absent from segments_info; the "
                           "annotation PNG and JSON do not belong together (without --strict such pixels are scored "
@@ -130,5 +132,5 @@ def _as_u32(ids: np.ndarray, where: str, gt_side: bool) -> np.ndarray:
     if ids.dtype == np.uint32:
         return np.ascontiguousarray(ids)
     if ids.size and (ids.min() < 0 or ids.max() >= MAX_ID):
-        raise _unknown_id(where, gt_side, int(ids[(ids < 0) | (ids >= MAX_ID)].ravel()[0]))
+        raise unlisted_id_error(where, gt_side, int(ids[(ids < 0) | (ids >= MAX_ID)].ravel()[0]))
     return np.ascontiguousarray(ids, np.uint32)
