@@ -10,13 +10,18 @@
  *       change a bit, so the resamples split across threads (lo, hi) give the sums of one pass.  The caller
  *       checks that no sum can overflow (resample.py: n_images times the largest entry below 2^62).
  *
- *   draws(state, n_images, out) -> bool
- *       Fills out (int64; R x n_images in C order for the bootstrap) with numpy's
- *       Generator(PCG64(SeedSequence(seed))).integers(0, n_images, size=(R, n_images)), bit for bit: state is the 4 little-endian uint64 words of
- *       SeedSequence(seed).generate_state(4, uint64) (resample.py computes them without numpy.random); PCG64 is
- *       the 128-bit LCG with the XSL-RR output (each 64-bit output gives two 32-bit draws, low half first), and a
- *       draw below 2^32 takes Lemire's multiply-and-reject as numpy's buffered_bounded_lemire_uint32 does.  False
- *       where this compiler has no 128-bit integers (the caller then asks numpy).
+ *   generator(state) -> bytearray | None
+ *       numpy's Generator(PCG64(SeedSequence(seed))) before its first draw, as the bytes draws() advances: state is
+ *       the 4 little-endian uint64 words of SeedSequence(seed).generate_state(4, uint64) (resample.py computes them
+ *       without numpy.random).  None where this compiler has no 128-bit integers (the caller then asks numpy).
+ *
+ *   draws(generator, n_images, out)
+ *       Fills out (int64; R x n_images in C order for the bootstrap) with the generator's next
+ *       integers(0, n_images, size=(R, n_images)), bit for bit, and advances the generator (in place) past them, as
+ *       numpy's Generator does: calls on consecutive parts of an array give the numbers of one call on the whole.
+ *       PCG64 is the 128-bit LCG with the XSL-RR output (each 64-bit output gives two 32-bit draws, low half first;
+ *       an unused high half is kept for the next draw), and a draw below 2^32 takes Lemire's multiply-and-reject as
+ *       numpy's buffered_bounded_lemire_uint32 does.
  *
  * Releases the GIL while it adds or draws.  A block of PB_BLOCK resamples at a time: their counts of each image, then
  * for each image's nonzeros (a handful of categories: the sums are kept sparse) value times the block's counts
@@ -156,48 +161,71 @@ static inline uint32_t bounded_lemire32(pb_pcg64 *g, uint32_t rng) {
 }
 #endif
 
-static PyObject *py_draws(PyObject *self, PyObject *args) {
+static PyObject *py_generator(PyObject *self, PyObject *args) {
     (void)self;
-    Py_buffer bs, bo;
-    Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "y*nw*", &bs, &n, &bo)) return NULL;
+    Py_buffer bs;
+    if (!PyArg_ParseTuple(args, "y*", &bs)) return NULL;
     PyObject *result = NULL;
-    if (bs.len != 32 || n <= 0 || (uint64_t)n > UINT32_MAX || bo.len % 8) {
-        PyErr_SetString(PyExc_ValueError, "draws: expected 32 bytes of state, 0 < n_images < 2^32 and an int64 out");
+    if (bs.len != 32) {
+        PyErr_SetString(PyExc_ValueError, "generator: expected 32 bytes of state");
         goto done;
     }
 #ifdef __SIZEOF_INT128__
     uint64_t w[4] = {0, 0, 0, 0};
     const unsigned char *bytes = bs.buf;
     for (int i = 0; i < 32; i++) w[i / 8] |= (uint64_t)bytes[i] << (8 * (i % 8)); /* little-endian words */
-    int64_t *out = bo.buf;
-    const Py_ssize_t total = bo.len / 8;
-    Py_BEGIN_ALLOW_THREADS
     /* numpy's pcg64_set_seed: initstate = w0:w1, initseq = w2:w3; srandom: state 0, inc 2 initseq + 1, step,
      * state += initstate, step */
     pb_pcg64 g = {0, (((pb_u128)w[2] << 64 | w[3]) << 1) | 1, 0, 0};
     g.state = g.state * PB_PCG_MULT + g.inc;
     g.state += (pb_u128)w[0] << 64 | w[1];
     g.state = g.state * PB_PCG_MULT + g.inc;
+    result = PyByteArray_FromStringAndSize((const char *)&g, sizeof g);
+#else
+    result = Py_NewRef(Py_None);
+#endif
+done:
+    PyBuffer_Release(&bs);
+    return result;
+}
+
+static PyObject *py_draws(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer bg, bo;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "w*nw*", &bg, &n, &bo)) return NULL;
+    PyObject *result = NULL;
+#ifdef __SIZEOF_INT128__
+    if (bg.len != (Py_ssize_t)sizeof(pb_pcg64) || n <= 0 || (uint64_t)n > UINT32_MAX || bo.len % 8) {
+        PyErr_SetString(PyExc_ValueError, "draws: expected a generator(), 0 < n_images < 2^32 and an int64 out");
+        goto done;
+    }
+    pb_pcg64 g; /* copied: the bytearray's buffer may not be aligned for 128-bit words */
+    memcpy(&g, bg.buf, sizeof g);
+    int64_t *out = bo.buf;
+    const Py_ssize_t total = bo.len / 8;
+    Py_BEGIN_ALLOW_THREADS
     const uint32_t rng = (uint32_t)(n - 1);
     if (rng == 0)
         memset(out, 0, (size_t)total * 8); /* numpy draws nothing for a range of one */
     else
         for (Py_ssize_t e = 0; e < total; e++) out[e] = bounded_lemire32(&g, rng);
     Py_END_ALLOW_THREADS
-    result = Py_NewRef(Py_True);
+    memcpy(bg.buf, &g, sizeof g);
+    result = Py_NewRef(Py_None);
 #else
-    result = Py_NewRef(Py_False);
+    PyErr_SetString(PyExc_ValueError, "draws: this build has no 128-bit integers (generator() gave None)");
 #endif
 done:
-    PyBuffer_Release(&bs);
+    PyBuffer_Release(&bg);
     PyBuffer_Release(&bo);
     return result;
 }
 
 static PyMethodDef methods[] = {
     {"sums", py_sums, METH_VARARGS, "The resampled per-category sums of resamples lo..hi-1, exact (int64)."},
-    {"draws", py_draws, METH_VARARGS, "numpy's integers(0, n_images, size=(R, n_images)) of a seed's PCG64 state."},
+    {"generator", py_generator, METH_VARARGS, "numpy's PCG64 Generator of a seed's state, before its first draw."},
+    {"draws", py_draws, METH_VARARGS, "The generator's next integers(0, n_images, size=out.shape), in place."},
     {"use_avx2", pb_use_avx2, METH_VARARGS, "Switch the AVX2 loop off or on (tests)."},
     {NULL, NULL, 0, NULL},
 };

@@ -64,13 +64,18 @@ class AnalysisSet:
             return cols[name]
         raise AttributeError(name)
 
-    def per_image(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Dense ``N x C`` float64 per-image per-category sums: IoU, TP, FP, FN."""
-        n, c = self.n_images, self.n_categories
+    def per_image(self, lo: int = 0, hi: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Dense ``(hi - lo) x C`` float64 per-image per-category sums of images ``lo .. hi - 1`` (default: every
+        image): IoU, TP, FP, FN; each row the same bits whatever the range."""
+        hi = self.n_images if hi is None else hi
+        n, c = hi - lo, self.n_categories
 
         def dense(group: str, weights: np.ndarray | None = None) -> np.ndarray:
-            flat = self.cols[group + "_img"] * c + self.cols[group + "_cats"]
-            return np.bincount(flat, weights, minlength=n * c).astype(np.float64, copy=False).reshape(n, c)
+            img, cats = self.cols[group + "_img"], self.cols[group + "_cats"]
+            if (lo, hi) != (0, self.n_images):
+                sel = (img >= lo) & (img < hi)
+                img, cats, weights = img[sel] - lo, cats[sel], None if weights is None else weights[sel]
+            return np.bincount(img * c + cats, weights, minlength=n * c).astype(np.float64, copy=False).reshape(n, c)
 
         return dense("tp", self.cols["tp_ious"]), dense("tp"), dense("fp"), dense("fn")
 

@@ -21,15 +21,29 @@ COLUMNS = ("image_id", "file_name", "PQ", "SQ", "RQ", "PQ_th", "PQ_st", *COUNTS,
            *(k + "_th" for k in COUNTS), *(k + "_st" for k in COUNTS), "IoU_sum")
 
 
+BLOCK = 4096  # the images whose dense per-category sums (BLOCK x C each) are made at a time
+
+
 def per_image_columns(aset: AnalysisSet, file_names: Sequence[str] | None = None) -> dict[str, Any]:
-    """One list or array per column of :data:`COLUMNS`, in the run's image order (``file_name``: ``file_names``)."""
-    iou, tp, fp, fn = aset.per_image()
+    """One list or array per column of :data:`COLUMNS`, in the run's image order (``file_name``: ``file_names``);
+    the images :data:`BLOCK` at a time (each row's numbers are its own)."""
     isthing = np.asarray(aset.isthing if aset.isthing is not None else [True] * aset.n_categories, bool)
-    m = nine_metrics(iou, tp, fp, fn, isthing)
     names = list(file_names) if file_names is not None else [""] * aset.n_images
     if len(names) != aset.n_images:
         raise ValueError(f"per_image_columns: {len(names)} file names for {aset.n_images} images")
+    n = aset.n_images
+    blocks = [_block_columns(aset, lo, min(lo + BLOCK, n), isthing) for lo in range(0, max(n, 1), BLOCK)]
     out: dict[str, Any] = {"image_id": [str(i) for i in aset.image_ids], "file_name": names}
+    for key in COLUMNS[2:]:
+        out[key] = np.concatenate([b[key] for b in blocks]) if len(blocks) > 1 else blocks[0][key]
+    return out
+
+
+def _block_columns(aset: AnalysisSet, lo: int, hi: int, isthing: np.ndarray) -> dict[str, np.ndarray]:
+    """The numeric columns of :data:`COLUMNS` for images ``lo .. hi - 1``."""
+    iou, tp, fp, fn = aset.per_image(lo, hi)
+    m = nine_metrics(iou, tp, fp, fn, isthing)
+    out: dict[str, np.ndarray] = {}
     present = (tp + fp + fn) > 0  # the categories an image's PQ averages over; none: PQ undefined (NaN)
     for k, mask in (("PQ", None), ("SQ", None), ("RQ", None), ("PQ_th", isthing), ("PQ_st", ~isthing)):
         n = present.sum(1) if mask is None else present[:, mask].sum(1)

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import functools
 import operator
 import struct
 from collections.abc import Iterator, Mapping
@@ -19,14 +18,13 @@ from panbench.pq.threads import Workers
 
 _c = load_extension("panbench.analysis._resample")  # None: _blas_sums gives the same integers
 _BLOCK = 32  # PB_BLOCK of _resample.c: the resamples C adds together
+CHUNK_BYTES = 8 << 20  # the draws one chunk of the exact sums holds (R x N in all: 160 MB at 1000 x 20,000)
 
 
 def count_chunks(n_images: int, n_resamples: int, seed: int, chunk: int) -> Iterator[np.ndarray]:
     """``R x N`` float64 draw counts, ``chunk`` resamples at a time in one reused buffer (use it before the next)."""
-    draws = np.random.default_rng(seed).integers(0, n_images, size=(n_resamples, n_images))
     w = np.empty((min(chunk, n_resamples), n_images), np.float64)
-    for lo in range(0, n_resamples, chunk):
-        d = draws[lo:lo + chunk]
+    for d in draw_chunks(n_images, n_resamples, seed, chunk):
         for r, row in enumerate(d):  # a row at a time: each count fits the cache (one bincount over the whole
             w[r] = np.bincount(row, minlength=n_images)  # block writes a fresh block-sized array; bench_analysis.py)
         yield w[:len(d)]
@@ -68,16 +66,29 @@ def pcg64_state(seed: int) -> bytes:
     return struct.pack("<8I", *words)  # 8 uint32 read as 4 little-endian uint64
 
 
-@functools.lru_cache(maxsize=1)  # a run's intervals resample its images alike: drawn once (run_fields clears it)
+def draw_chunks(n_images: int, n_resamples: int, seed: int, chunk: int) -> Iterator[np.ndarray]:
+    """The rows of :func:`draws`, ``chunk`` resamples at a time (``chunk x N`` int64, read-only, in one reused buffer:
+    use it before the next): one generator's consecutive draws, drawn in C where it was built (without importing
+    numpy.random), else by numpy; the same numbers either way and at any ``chunk``."""
+    gen = _c.generator(pcg64_state(seed)) if _c is not None and 0 < n_images < 2**32 else None
+    if gen is None:
+        rng = np.random.default_rng(seed)  # consecutive integers() calls continue one stream, as C's draws()
+    buf = np.empty((min(chunk, n_resamples), n_images), np.int64)
+    for lo in range(0, n_resamples, chunk):
+        out = buf[:min(chunk, n_resamples - lo)]
+        if gen is None:
+            out[...] = rng.integers(0, n_images, size=out.shape)
+        else:
+            _c.draws(gen, n_images, out)
+        out.flags.writeable = False
+        yield out
+
+
 def draws(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
     """``R x N`` int64, read-only: ``np.random.default_rng(seed).integers(0, n_images, size=(n_resamples,
-    n_images))``, drawn in C where it was built (without importing numpy.random), else by numpy; the same
-    numbers."""
-    out = np.empty((n_resamples, n_images), np.int64)
-    if not (_c is not None and 0 < n_images < 2**32 and out.size and _c.draws(pcg64_state(seed), n_images, out)):
-        out = np.random.default_rng(seed).integers(0, n_images, size=(n_resamples, n_images))
-    out.flags.writeable = False
-    return out
+    n_images))``, every draw at once (the bootstrap reads them in chunks: :func:`draw_chunks`)."""
+    return next(draw_chunks(n_images, n_resamples, seed, n_resamples)) if n_resamples else \
+        np.empty((0, n_images), np.int64)
 
 
 def fixed_sums(x: np.ndarray, iou_cols: list[slice]) -> np.ndarray | None:
@@ -136,15 +147,24 @@ def resampled_sparse(indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray, k: 
         fixed = np.zeros((n, k), np.int64)
         fixed[np.repeat(np.arange(n), np.diff(indptr)), cols] = vals
         return resampled_sums(fixed, n_resamples, seed, threads)
-    drawn = draws(n, n_resamples, seed)
     out = np.empty((n_resamples, k), np.int64)
-    step = -(-n_resamples // max(1, threads) // _BLOCK) * _BLOCK or _BLOCK  # whole blocks of C's per thread
-    bounds = [*range(0, n_resamples, step), n_resamples]
-    with Workers(len(bounds) - 1, "panbench-bootstrap") as pool:  # a thread per span; C adds without the GIL
-        for task in [pool.submit(_c.sums, drawn, n, indptr, cols, vals, out, k, int(lo), int(hi))
-                     for lo, hi in zip(bounds[:-1], bounds[1:])]:
-            task.result()
+    chunk = chunk_rows(n, threads)
+    with Workers(max(1, min(threads, chunk // _BLOCK)), "panbench-bootstrap") as pool:  # C adds without the GIL
+        for lo, drawn in zip(range(0, n_resamples, chunk), draw_chunks(n, n_resamples, seed, chunk)):
+            rows = len(drawn)
+            step = -(-rows // max(1, threads) // _BLOCK) * _BLOCK or _BLOCK  # whole blocks of C's per thread
+            spans = [(a, min(a + step, rows)) for a in range(0, rows, step)]
+            for task in [pool.submit(_c.sums, drawn, n, indptr, cols, vals, out[lo:lo + rows], k, a, b)
+                         for a, b in spans]:
+                task.result()
     return out
+
+
+def chunk_rows(n_images: int, threads: int) -> int:
+    """The resamples of one chunk of draws: as many whole blocks of C's as :data:`CHUNK_BYTES` of draws hold, and
+    at least one block per thread."""
+    fit = CHUNK_BYTES // (8 * max(1, n_images)) // _BLOCK * _BLOCK
+    return max(fit, _BLOCK * max(1, threads))
 
 
 def _blas_sums(w: np.ndarray, fixed: np.ndarray) -> np.ndarray:

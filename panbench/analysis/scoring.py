@@ -9,7 +9,6 @@ from typing import Any
 
 from panbench.analysis.bootstrap import N_RESAMPLES
 from panbench.analysis.collect import AnalysisInputs, AnalysisSet, compute_fields, computes
-from panbench.analysis.resample import draws
 from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.matching import METRIC_KEYS, CategoryTable
 from panbench.pq.sums import PQStats, pq_summary
@@ -19,11 +18,8 @@ def run_fields(aset: AnalysisSet, cats: CategoryTable, boundary: PQStats | None 
                n_resamples: int = N_RESAMPLES, seed: int = 0, own_threshold: float | None = None) -> dict[str, Any]:
     """The record fields of every analysis; boundary PQ's only with ``boundary`` (its sums); ``own_threshold``: the
     model's own score threshold (None: unknown)."""
-    try:
-        return compute_fields(AnalysisInputs(aset, cats.isthing, n_resamples if aset.n_images else 0, seed, cats.ids,
-                                             boundary, own_threshold))
-    finally:
-        draws.cache_clear()  # the run's draws, shared by its intervals, not kept beyond them
+    return compute_fields(AnalysisInputs(aset, cats.isthing, n_resamples if aset.n_images else 0, seed, cats.ids,
+                                         boundary, own_threshold))
 
 
 @computes("boundary")

@@ -145,10 +145,10 @@ def test_the_c_draws_are_numpys_integers_bit_for_bit(seed: int) -> None:
                                       np.random.default_rng(seed).integers(0, n, size=(rows, n)))
     for n in (3 * 2**30, 2**32 - 1):  # the largest range C takes: 0..2^32 - 2
         got = np.empty(2000, np.int64)
-        assert resample._c.draws(resample.pcg64_state(seed), n, got) is True
+        resample._c.draws(resample._c.generator(resample.pcg64_state(seed)), n, got)
         np.testing.assert_array_equal(got, np.random.default_rng(seed).integers(0, n, size=2000))
     with pytest.raises(ValueError, match="0 < n_images < 2\\^32"):
-        resample._c.draws(resample.pcg64_state(seed), 2**32, got)
+        resample._c.draws(resample._c.generator(resample.pcg64_state(seed)), 2**32, got)
 
 
 @pytest.mark.skipif(resample._c is None, reason="the C extension is not built")

@@ -103,3 +103,29 @@ def test_parquet_round_trip_and_its_refusal_without_pyarrow(tmp_path, monkeypatc
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "pyarrow" else real(n, *a))
     with pytest.raises(InputError, match=r"t2\.parquet: Parquet needs pyarrow.*pip install pyarrow"):
         write_per_image(aset, tmp_path / "t2.parquet")
+
+
+def test_the_table_is_made_in_blocks_of_images_with_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dense per-category sums are BLOCK x C at most (not N x C); each row's numbers are those of one block."""
+    from panbench.analysis import per_image
+
+    images = _images(11)
+    images.insert(4, (np.zeros((60, 80), np.uint32), [], np.zeros((60, 80), np.uint32), []))  # no segment: NaN
+    a = _set(images)
+    want = per_image_columns(a)
+    dense = AnalysisSet.per_image
+    rows: list[int] = []
+
+    def counted(s: AnalysisSet, lo: int = 0, hi: int | None = None) -> tuple[np.ndarray, ...]:
+        rows.append((s.n_images if hi is None else hi) - lo)
+        return dense(s, lo, hi)
+
+    monkeypatch.setattr(AnalysisSet, "per_image", counted)
+    for block in (1, 3, 5, 12):
+        monkeypatch.setattr(per_image, "BLOCK", block)
+        rows.clear()
+        got = per_image_columns(a)
+        assert max(rows) <= block and sum(rows) == a.n_images
+        for key in COLUMNS:
+            assert np.asarray(got[key]).dtype == np.asarray(want[key]).dtype, key
+            np.testing.assert_array_equal(got[key], want[key], err_msg=key, strict=True)
