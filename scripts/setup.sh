@@ -362,7 +362,8 @@ write_pip_conf "${PINS[@]}" "$MMCV_PIN"
 # there, what panbench's commands import is compiled once (scripts/compile_imports.py; docs/setup.md#bytecode)
 if [[ -n "${PYTHONDONTWRITEBYTECODE:-}" ]]; then
   echo "        PYTHONDONTWRITEBYTECODE is set: compiling the modules panbench's commands import (seconds to a minute)"
-  PYTHONPATH="$ROOT" "$PY" -W ignore "$ROOT/scripts/compile_imports.py" || true  # compile-bytecode
+  LISTED="$CACHE/bytecode/$HASH_INPUTS-$("$PY" -c 'import sys; print(sys.implementation.cache_tag)').txt"
+  PYTHONPATH="$ROOT" "$PY" -W ignore "$ROOT/scripts/compile_imports.py" --list "$LISTED" || true  # compile-bytecode
 fi
 echo "$HASH_INPUTS" >"$STAMP"
 echo "[setup] done in $(( $(date +%s) - T0 )) s (mmcv: $MMCV$([[ $KEPT_TORCH == 1 ]] && echo ", torch kept from $TORCH_DIR"))"

@@ -205,3 +205,51 @@ def test_compile_imports_writes_the_bytecode_of_imported_modules_under_dont_writ
         assert Path(importlib.util.cache_from_source(src)).is_file()
     finally:
         sys.modules.pop("standin_mod", None)
+
+
+def test_compile_imports_with_an_earlier_list_compiles_its_files_without_importing(tmp_path: Path,
+                                                                                     monkeypatch) -> None:
+    """With ``--list`` of an earlier set-up of the same inputs, scripts/compile_imports.py compiles the files it lists
+    (relative to the venv or the clone, or absolute) and panbench's own modules, and imports nothing; without the
+    list it imports, then writes the list."""
+    import importlib
+    import importlib.util
+
+    from panbench.package import REPO_ROOT
+
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "scripts"))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    compile_imports = importlib.import_module("compile_imports")
+    outside = tmp_path / "outside_mod.py"
+    outside.write_text("X = 1\n")
+    listed = tmp_path / "cache" / "list.txt"
+    in_venv = Path(sys.prefix) / "bin" / "python"
+    compile_imports.write_list([str(outside), str(REPO_ROOT / "panbench" / "errors.py"), str(in_venv)], listed)
+    assert listed.read_text().splitlines() == [f"abs:{outside}", "repo:panbench/errors.py", "venv:bin/python"]
+    monkeypatch.setattr(compile_imports, "import_what_commands_import", lambda: pytest.fail("imported"))
+    compiled: list[str] = []
+    monkeypatch.setattr(compile_imports, "ProcessPoolExecutor", _InProcess)
+    monkeypatch.setattr(compile_imports, "_compile", lambda files: compiled.extend(files) or len(files))
+    assert compile_imports.main(["--list", str(listed)]) == 0
+    assert str(outside) in compiled and str(REPO_ROOT / "panbench" / "pq" / "score.py") in compiled
+    missing = tmp_path / "new" / "list.txt"
+    monkeypatch.setattr(compile_imports, "import_what_commands_import", lambda: [])
+    monkeypatch.setattr(compile_imports, "sources", lambda: [str(outside)])
+    assert compile_imports.main(["--list", str(missing)]) == 0
+    assert missing.read_text() == f"abs:{outside}\n"
+
+
+class _InProcess:
+    """ProcessPoolExecutor's use in compile_imports, run in this process."""
+
+    def __init__(self, jobs: int) -> None:
+        pass
+
+    def __enter__(self) -> _InProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def map(self, fn, chunks):  # noqa: ANN001, ANN201
+        return [fn(c) for c in chunks]
