@@ -236,6 +236,7 @@ def test_a_user_evaluator_gets_each_image_once_and_its_fields_come_back_under_ev
     assert got == want.compute_metrics(want.results)
 
 
+@pytest.mark.system  # two spawned ranks (seconds); the merge of two ranks' results is the test above, in make test
 def test_two_gloo_ranks_give_a_user_evaluator_every_image_through_mmengines_collect(case) -> None:
     from helpers import free_port, spawn_ranks
 

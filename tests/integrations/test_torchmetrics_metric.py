@@ -460,7 +460,7 @@ def _rank(rank: int, port: int, data: list[tuple[Any, Any]], out: Path) -> None:
     end_rank()
 
 
-@pytest.mark.parametrize("split", ["halves", "one rank without images"])
+@pytest.mark.parametrize("split", [pytest.param("halves", marks=pytest.mark.system), "one rank without images"])
 def test_two_gloo_ranks_give_a_user_evaluator_every_image_once(tmp_path: Path, split: str) -> None:
     """The evaluators' parts cross ranks as torchmetrics' concatenated state (a rank without images adds an empty
     float tensor): on every rank, the fields and PQ of one process with all the images."""
