@@ -58,7 +58,8 @@ def _debug_everywhere(sub: argparse._SubParsersAction) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``panbench`` console script."""
+    """The command line of ``argv`` (default: ``sys.argv``), as the ``panbench`` console script runs it
+    (:func:`panbench.console.start`)."""
     _fresh_state()
     noted = _note_interrupts()
     try:

@@ -164,6 +164,8 @@ def load_evaluators(specs: Sequence[Any]) -> list[Any]:
     """The user's evaluators of ``specs`` (``--evaluator``, ``EvalOptions.evaluators``, ``evaluators=`` of the
     metrics and the integrations), each loaded and reset, their names checked: what cannot be is refused in one
     line (an :class:`~panbench.errors.InputError`)."""
+    if isinstance(specs, str):  # one evaluator named alone
+        specs = [specs]
     try:
         evaluators = [load_evaluator(s) for s in specs]
         check_names(evaluators)

@@ -238,7 +238,7 @@ class BasePanopticQuality:
         self.rules = rule_list(rules)  # PQ under other rules: PQResult.rules
         self.analyses = analyses  # keep each image's result for the analyses of compute()
         self.strict = strict  # refuse ground-truth PNG ids that segments_info does not list
-        self._user = load_evaluators(list(evaluators))  # a fresh copy of each for every round
+        self._user = load_evaluators(evaluators)  # a fresh copy of each for every round
         self.reset()
 
     def reset(self) -> None:

@@ -46,7 +46,7 @@ typedef struct {
 } keyed;
 
 typedef struct { /* one image's colours under one state; sized for any state of the largest image */
-    int64_t *m, *t_area, *t_json, *p_area, *gsum;
+    int64_t *m, *t_area, *t_json, *p_area;
     Py_ssize_t *rows, *t_of_row, *p_of_col, *crowd_list, *crowd_last, *crowd_of, *merged_t, *merged_p;
     int64_t *t_cat, *p_cat;
     uint8_t *t_crowd, *t_json_set, *t_matched, *p_matched;
@@ -68,12 +68,12 @@ static int work_size(work *w, Py_ssize_t G, Py_ssize_t P, Py_ssize_t n) {
     Py_ssize_t g = G > w->cap_g ? G : w->cap_g, p = P > w->cap_p ? P : w->cap_p, c = n > w->n_cats ? n : w->n_cats;
     Py_ssize_t nt = g + 2, np_ = p + 1;
     void **slots[] = {(void **)&w->m, (void **)&w->t_area, (void **)&w->t_json, (void **)&w->p_area,
-                      (void **)&w->gsum, (void **)&w->rows, (void **)&w->t_of_row, (void **)&w->p_of_col,
+                      (void **)&w->rows, (void **)&w->t_of_row, (void **)&w->p_of_col,
                       (void **)&w->crowd_list, (void **)&w->crowd_last, (void **)&w->crowd_of, (void **)&w->merged_t,
                       (void **)&w->merged_p, (void **)&w->t_cat, (void **)&w->p_cat, (void **)&w->t_crowd,
                       (void **)&w->t_json_set, (void **)&w->t_matched, (void **)&w->p_matched, (void **)&w->ev,
                       (void **)&w->keys};
-    size_t sizes[] = {(size_t)(nt * np_) * 8, (size_t)nt * 8, (size_t)nt * 8, (size_t)np_ * 8, (size_t)g * 8,
+    size_t sizes[] = {(size_t)(nt * np_) * 8, (size_t)nt * 8, (size_t)nt * 8, (size_t)np_ * 8,
                       (size_t)g * sizeof(Py_ssize_t), (size_t)nt * sizeof(Py_ssize_t), (size_t)np_ * sizeof(Py_ssize_t),
                       (size_t)g * sizeof(Py_ssize_t), (size_t)(c + 3) * sizeof(Py_ssize_t),
                       (size_t)(c + 3) * sizeof(Py_ssize_t), (size_t)(c + 3) * sizeof(Py_ssize_t),
@@ -89,7 +89,7 @@ static int work_size(work *w, Py_ssize_t G, Py_ssize_t P, Py_ssize_t n) {
 }
 
 static void work_free(work *w) {
-    void *all[] = {w->m, w->t_area, w->t_json, w->p_area, w->gsum, w->rows, w->t_of_row, w->p_of_col,
+    void *all[] = {w->m, w->t_area, w->t_json, w->p_area, w->rows, w->t_of_row, w->p_of_col,
                    w->crowd_list, w->crowd_last, w->crowd_of, w->merged_t, w->merged_p, w->t_cat, w->p_cat,
                    w->t_crowd, w->t_json_set, w->t_matched, w->p_matched, w->ev, w->keys};
     for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++) free(all[k]);
@@ -260,8 +260,9 @@ static PyObject *py_quirk_sums(PyObject *self, PyObject *args) {
     Py_ssize_t *bad = NULL, nbad = 0;
     work w;
     memset(&w, 0, sizeof(w));
-    if (bq.len % (4 * QUIRK_FIELDS) || bout.len != S * 4 * n * 8) {
-        PyErr_SetString(PyExc_ValueError, "quirk_sums: codes of 8 int32 a state, out of states x 4 x categories int64");
+    if (n == 0 || bq.len % (4 * QUIRK_FIELDS) || bout.len != S * 4 * n * 8) {
+        PyErr_SetString(PyExc_ValueError, "quirk_sums: one byte a category (one or more), codes of 8 int32 a state, "
+                                          "out of states x 4 x categories int64");
         goto done;
     }
     if (!(seq = PySequence_Fast(items, "quirk_sums: items must be a sequence"))) goto done;

@@ -33,8 +33,9 @@ class DuplicateImageError(InputError):
 
 
 class UnlistedIdError(InputError):
-    """A prediction PNG id that its segments_info does not list; ``symptom`` and ``kind`` (of the finding that one
-    image shows, or None) apart, for a caller that sees the other images (:func:`panbench.pq.diagnosis.encoded_ids`)."""
+    """A prediction PNG id that its segments_info does not list, or a listed id absent from the PNG; ``symptom`` and
+    ``kind`` (of the finding that one image shows, or None) apart, for a caller that sees the other images
+    (:func:`panbench.pq.diagnosis.unlisted_ids`)."""
 
     def __init__(self, symptom: str, fix: str, kind: str | None = None) -> None:
         super().__init__(f"{symptom}; {fix}")

@@ -36,7 +36,8 @@ class Finding:
     """One diagnosed mistake: ``kind``, ``message`` (what is wrong and the fix, one line) and ``pq_if_fixed`` (the
     PQ of the prediction with the fix applied where the caller scored it, else None).  The fix, not serialized:
     ``remap`` (predicted category id -> its replacement), ``images`` (prediction file_name -> its new image_id),
-    ``files`` (image_id -> the ground truth's file_name) or ``decode`` (the PNGs' id encoding: mmdet or detectron2)."""
+    ``files`` (image_id -> the ground truth's file_name) or ``decode`` (the PNGs' id encoding: ``mmdet``,
+    ``detectron2``, or ``shift:D``, every id D more than its segments_info's)."""
 
     kind: str
     message: str
@@ -273,8 +274,8 @@ def unlisted_ids(images: Sequence[tuple[Iterable[int], Iterable[int], Iterable[i
     segments_info renumbered 1..n over a PNG that kept its ids."""
     if found := encoded_ids([(png, listed) for png, listed, _ in images], table):
         return found
-    sides = [({int(i) for i in png} - {0}, {int(i) for i in listed}, {int(c) for c in cats}) for png, listed, cats
-             in images]
+    sides = [({int(i) for i in png} - {0}, {int(i) for i in listed}, {c for c in cats if type(c) is int})
+             for png, listed, cats in images]
     bad = [side for side in sides if side[0] != side[1]]
     if not bad or not all(png and listed for png, listed, _ in bad):
         return None

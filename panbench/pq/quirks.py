@@ -3,7 +3,7 @@ from panopticapi's rules is a named switch (:class:`Quirks`), and for each rule 
 (:data:`ORDER`). With the first k of a rule's quirks on, the matcher is a rule of its own; the rows of the
 attribution are the PQ each one adds, so that they sum to the rule's PQ minus panopticapi's. With none on it gives
 panopticapi's numbers, with all of a rule's on that rule's (``tests/pq/test_quirks.py`` checks both on every image of
-its set). numpy only."""
+its set). numpy, and the C extension ``_rules`` that counts every state of many tables at once."""
 
 from __future__ import annotations
 

@@ -382,7 +382,8 @@ def fixed_pq(finding: Finding, truth: GroundTruthJSON, gt_dir: str | os.PathLike
 
 
 def _decoded_pngs(how: str, anns: list[dict[str, Any]], cats: CategoryTable, pred_dir: Path, out: Path) -> Path:
-    """The prediction's PNGs decoded from an id encoding into ``out`` (each annotation's segments_info replaced)."""
+    """The prediction's PNGs decoded from an id encoding into ``out`` (each annotation's segments_info replaced), or
+    with every id moved back by a constant (``shift:D``; segments_info kept)."""
     from PIL import Image
 
     for ann in anns:
@@ -471,5 +472,6 @@ def pq_compute(gt_json_file: str | os.PathLike[str], pred_json_file: str | os.Pa
         numbers, rows = tabled.fields(RuleSums.from_stats(ev.stats))
         out["rules"] = {r: panopticapi_rule(ev.stats, ev.categories) if r == "panopticapi" else numbers[r]
                         for r in names}
-        out["rules_attribution"] = rows
+        if rows:  # as score --json: none where only panopticapi's rules were asked
+            out["rules_attribution"] = rows
     return out

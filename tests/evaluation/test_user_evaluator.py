@@ -304,3 +304,10 @@ def test_eval_score_and_the_python_api_give_it_the_same_fields_through_the_one_c
                           read_ids(gt_dir / a["file_name"], "gt").copy(), a["segments_info"], image_id=a["image_id"])
         fields.append(metric.compute().evaluators)
     assert fields[0]["ImageCount"]["images"] == LIMIT and all(f == fields[0] for f in fields), fields
+
+
+def test_the_metric_takes_one_evaluator_named_alone_as_a_string(coco_sample: Path) -> None:
+    from panbench.metrics import PanopticQuality
+
+    metric = PanopticQuality(coco_sample / "annotations" / "panoptic_val2017.json", evaluators=f"{EXAMPLE}:ImageCount")
+    assert [type(ev).__name__ for ev in metric.evaluators] == ["ImageCount"]

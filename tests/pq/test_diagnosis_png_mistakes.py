@@ -110,3 +110,14 @@ def test_an_empty_listed_segment_alone_is_still_told_to_drop_it(coco_sample: Pat
 
     code, err = score(coco_sample, tmp_path, capsys, emptied)
     assert code == 2 and err.endswith("is absent from the PNG; drop empty segments from segments_info"), err
+
+
+def test_the_diagnosis_of_unlisted_ids_passes_over_category_ids_that_are_not_integers() -> None:
+    """An image not yet checked may list a segment without a category id (or a text): the diagnosis of another
+    image's ids reads past it, and the refusal stays the one line."""
+    from panbench.pq.diagnosis import unlisted_ids
+    from panbench.pq.matching import CategoryTable
+
+    cats = CategoryTable([1, 2], ["a", "b"], [True, False])
+    found = unlisted_ids([([0, 11, 12], [10, 11], [1, None]), ([0, 21], [20], ["x"])], cats)
+    assert found is not None and found.kind == "id_offset"

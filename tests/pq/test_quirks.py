@@ -146,3 +146,12 @@ def test_the_rows_of_each_rule_sum_to_its_difference_from_panopticapi_for_all_th
         for k in ("PQ", "PQ_th", "PQ_st"):
             assert sum(r[k] for r in rows) == pytest.approx(res.rules[rule][k] - res.metrics[k], abs=1e-9), (rule, k)
         assert any(abs(r["PQ"]) > 0.01 for r in rows), rule  # the set shows each rule's gap
+
+
+def test_the_c_matcher_refuses_a_table_of_no_category_instead_of_reading_past_its_buffers() -> None:
+    if quirks._native is None:
+        pytest.skip("panbench.pq._rules is not built")
+    table = (np.zeros((2, 1), np.int64), *(np.zeros(0, np.int64) for _ in range(3)), np.zeros(0, np.uint8),
+             np.zeros(0, np.int64))
+    with pytest.raises(ValueError, match="one byte a category"):
+        quirks._native.quirk_sums([table], np.zeros(0, np.uint8), np.zeros((1, 8), np.int32), np.zeros(0, np.int64))
