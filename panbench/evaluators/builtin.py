@@ -248,16 +248,22 @@ class RulesEvaluator:
         if self.tabled:
             cats = np.asarray(share["c"], np.int64)
             self.states.sums[:, :, cats] += np.asarray(share["sums"], np.int64).reshape(len(self.codes), 4, len(cats))
+            self.states.images += 1
 
-    def add_state_sums(self, out: np.ndarray) -> None:
+    def add_state_sums(self, out: np.ndarray, images: int) -> None:
         """Add many images' sums under the states (``score``'s batch path: :class:`~panbench.pq.quirks.StateSink`)."""
-        self.states.add_state_sums(out)
+        self.states.add_state_sums(out, images)
 
     def add_scored(self, scored: PanopticAccumulator, image_ids: Mapping[int, Any]) -> None:
-        """Images scored in bulk: their sums came through :meth:`add_state_sums` as ``score`` counted them."""
+        """Images scored in bulk: their sums came through :meth:`add_state_sums` as ``score`` counted them (a driver
+        that hands none is refused: the rules would read 0)."""
+        if self.tabled and self.states.images < len(image_ids):
+            have, want = self.states.images, len(image_ids)
+            raise PanbenchError(f"internal: the rules' sums of {have} images came for {want} scored in bulk (a "
+                                "driver hands the tables to Evaluators.table_sink()); please report")
 
     def merge(self, other: RulesEvaluator, offset: int = 0) -> None:
-        self.states.add_state_sums(other.states.sums)
+        self.states.add_state_sums(other.states.sums, other.states.images)
 
     def evaluate(self, columns: PanopticAccumulator) -> dict[str, Any]:
         numbers, rows = self.states.fields(RuleSums.from_stats(columns.stats))

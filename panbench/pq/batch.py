@@ -167,12 +167,12 @@ def packed(result: ImageResult) -> tuple[np.ndarray, int]:
     return np.concatenate([np.array(head, np.int64), body]), 0
 
 
-def _counted(items: list[tuple[Any, ...]], limit: int, tables: StateSink) -> tuple[Any, np.ndarray]:
+def _counted(items: list[tuple[Any, ...]], limit: int, tables: StateSink) -> tuple[Any, tuple[np.ndarray, int]]:
     """``pair_tables`` of the items, then the sums of the tables it counted under ``tables``' quirk states (both in
-    C without the GIL): the status bytes and those sums, which the calling thread adds."""
+    C without the GIL): the status bytes and those sums with their number of images, which the calling thread adds."""
     status = native.pixels().pair_tables(items, limit)
     counted = [(it[6], it[4], it[8], it[9], it[10], it[11]) for it, st in zip(items, status) if st == 0]
-    return status, tables.sums_of(counted)
+    return status, (tables.sums_of(counted), len(counted))
 
 
 def _submit(cats: CategoryTable, gt_dir: Path, pred_dir: Path, chunk: Sequence[Pair], strict: bool, boundary: bool,
@@ -210,8 +210,8 @@ def _results(c: _Chunk, per_image: Callable[[Pair], ImageResult], tables: StateS
     if prepared is None:
         return done  # the per-image results
     if tables is not None and slots:
-        done, sums = done
-        tables.add(sums)
+        done, (sums, images) = done
+        tables.add(sums, images)
     counted = [False] * len(chunk)
     for k, st in zip(slots, done, strict=True):  # one status byte per item
         counted[k] = st == 0

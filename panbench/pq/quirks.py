@@ -127,9 +127,11 @@ class RuleStates:
             self.slots[r] = [codes.index(quirk_code(q)) for _, q in states(r)]
         self.codes = np.array(codes, np.int32).reshape(len(codes), len(_SWITCHES) + 1)
         self.sums = np.zeros((len(codes), 4, len(cats)), np.int64)  # TP, FP, FN, IoU (2^-40) a state
+        self.images = 0  # the images whose sums these are
 
-    def add_state_sums(self, out: np.ndarray) -> None:
+    def add_state_sums(self, out: np.ndarray, images: int) -> None:
         self.sums += out
+        self.images += images
 
     def state(self, row: int) -> RuleSums:
         return RuleSums(*(self.sums[row, k].copy() for k in range(4)))
@@ -145,7 +147,7 @@ class RuleStates:
 class StateSink:
     """Where the scoring of many images adds their tables' sums under quirk states (``score``'s batch path and its
     per-image fallback, on several threads): ``target`` (the Rules evaluator) names the states (``codes``,
-    :func:`quirk_code` rows) and takes each batch's sums (``add_state_sums(out)``), one batch at a time."""
+    :func:`quirk_code` rows) and takes each batch's sums (``add_state_sums(out, images)``), one batch at a time."""
 
     def __init__(self, target: Any, cats: CategoryTable) -> None:
         self.target, self.cats, self.codes = target, cats, np.ascontiguousarray(target.codes, np.int32)
@@ -157,12 +159,12 @@ class StateSink:
         add_table_sums(tables, self.cats, self.codes, out)
         return out
 
-    def add(self, out: np.ndarray) -> None:
+    def add(self, out: np.ndarray, images: int) -> None:
         with self._lock:
-            self.target.add_state_sums(out)
+            self.target.add_state_sums(out, images)
 
     def add_tables(self, tables: list[Table]) -> None:
-        self.add(self.sums_of(tables))
+        self.add(self.sums_of(tables), len(tables))
 
 
 def _quirks(code: Any) -> Quirks:

@@ -136,7 +136,7 @@ def test_score_counts_the_rules_from_the_tables_of_its_batch_path_as_every_other
     runs = []
     seen: list[int] = []
     real = quirks.StateSink.add
-    monkeypatch.setattr(quirks.StateSink, "add", lambda self, out: (seen.append(1), real(self, out))[1])
+    monkeypatch.setattr(quirks.StateSink, "add", lambda self, out, n: (seen.append(n), real(self, out, n))[1])
     for extra, env in (([], None), (["--procs", "1"], None), ([], "1"),
                        (["--evaluator", f"{everything}:ImageCount"], None)):
         monkeypatch.delenv("PANBENCH_PER_IMAGE", raising=False)
@@ -208,3 +208,19 @@ def test_the_eomt_rule_equals_eomt_s_own_evaluation_recorded_on_the_same_images(
 def test_the_api_refuses_rules_that_are_not_names_in_one_line(rules: Any) -> None:
     with pytest.raises(InputError, match=r"is not rule names; give one name or a list of them, e.g. rules=\['torchme"):
         PanopticQuality(CATS, rules=rules)
+
+
+def test_a_driver_that_hands_the_rules_no_tables_is_refused_not_read_as_zero(image_set) -> None:
+    """Images scored in bulk reach the Rules evaluator's sums through score's table sink: a driver that scores in
+    bulk without it is an internal error, not every rule's PQ 0."""
+    from panbench.errors import PanbenchError
+    from panbench.evaluators import Evaluators
+    from panbench.pq.accumulator import PanopticAccumulator
+    from panbench.pq.matching import CategoryTable
+
+    _, imgs, cats = image_set
+    table = CategoryTable.from_coco(cats)
+    evaluators = Evaluators.for_run(table, analyses=False, semantic=False, rules=("torchmetrics",))
+    assert evaluators.takes_columns and evaluators.table_sink() is not None
+    with pytest.raises(PanbenchError, match="internal: the rules' sums of 0 images came for 2 scored in bulk"):
+        evaluators.add_scored(PanopticAccumulator(table), [0, 1])
