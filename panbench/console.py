@@ -1,6 +1,7 @@
 """The ``panbench`` console script and ``python -m panbench``: a Ctrl-C from the first instant ends in one line.
 Until the command line's own handling is in place (:func:`panbench.cli.main`, after its imports), a Ctrl-C prints
-``panbench: interrupted`` and exits 130 at once: nothing has been computed yet.  Standard library only."""
+``panbench: interrupted`` and exits 130 at once: nothing has been computed yet.  Standard library and
+panbench.interrupts only."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ import signal
 import sys
 from typing import Any
 
-_INTERRUPTED = "panbench: interrupted"
+from panbench.interrupts import INTERRUPTED
 
 
 def _early(signum: int, frame: Any) -> None:
     try:
-        sys.stderr.write(_INTERRUPTED + "\n")
+        sys.stderr.write(INTERRUPTED + "\n")
         sys.stderr.flush()
     finally:
         os._exit(130)

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+INTERRUPTED = "panbench: interrupted"  # the one line a Ctrl-C leaves (panbench.console, panbench.cli)
+
 
 @contextmanager
 def sigint_held() -> Iterator[None]:

@@ -24,6 +24,7 @@ from panbench.cli.options import Common
 from panbench.cli.usage import Parser
 from panbench.collector import collector_paused
 from panbench.errors import PanbenchError
+from panbench.interrupts import INTERRUPTED
 from panbench.package import __version__
 
 # the modules of panbench.cli, one per command, in the order --help lists them
@@ -65,14 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = _main(argv)
     except KeyboardInterrupt:  # before the command began (its parser, its imports): nothing to resume
-        print(_INTERRUPTED, file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         code = 130
     except Exception:
         if not _SIGINT["seen"]:
             raise
         # a Ctrl-C inside a C extension's import (numpy's, under torch's) can surface as another error
         # ("cannot load module more than once per process"): still the interrupt
-        print(_INTERRUPTED, file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         code = 130
     finally:
         if noted is not None:
@@ -89,7 +90,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-_INTERRUPTED = "panbench: interrupted"
 _SIGINT = {"seen": False}
 
 
@@ -180,7 +180,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except PanbenchError as e:
         return _error(args, str(e), e.exit_code)
     except KeyboardInterrupt:
-        print(f"{_INTERRUPTED}{_resume_hint(args)}", file=sys.stderr)
+        print(f"{INTERRUPTED}{_resume_hint(args)}", file=sys.stderr)
         if exits:  # as after a command: no last collection over torch's and mmdet's objects at exit (seconds)
             gc.freeze()
         return _abort_distributed(130)
