@@ -204,7 +204,7 @@ class Timed:
 kernels._native = Timed()
 gj, gd, pj, pd = sys.argv[1:5]
 t = time.perf_counter()
-ev, pairs, _ = score_stream(read_truth(gj), gd, pj, pd, 1, Scoring(keep_images=True))
+ev, pairs = score_stream(read_truth(gj), gd, pj, pd, 1, Scoring(keep_images=True))
 print(json.dumps({'c': spent[0], 'all': time.perf_counter() - t, 'n': len(pairs)}))
 """
 

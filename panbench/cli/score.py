@@ -74,6 +74,7 @@ def _scored(args: argparse.Namespace) -> int:
                                     ap_source="instances JSON", semantic=False, diagnose=not args.no_diagnosis,
                                     rules=args.rules or (), extra=extra)
     score_folder(evaluators, truth, args.gt_dir, args.pred_json, args.pred_dir, args.procs, args.instances)
+    _return_freed_memory()
     res, fields = evaluators.evaluate()
     aset = fields.pop("analysis", None)
     seconds = time.perf_counter() - t  # the scoring's, without a finding's pass
@@ -145,19 +146,35 @@ def _numpy_without_blas_threads() -> None:
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 
 
-def _reuse_freed_memory() -> None:
-    """glibc's malloc told to keep what this process frees for its next allocations (docs/pq-evaluator.md, "Parallel
-    paths"); a setting of the whole process: a Python caller of ``main(["score", ...])`` keeps it."""
+def _libc() -> Any:
+    """glibc, where this process runs on it (None elsewhere: musl and others have no mallopt)."""
     if not sys.platform.startswith("linux"):
-        return
+        return None
     import ctypes  # numpy has imported it
 
     try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # musl and others: no mallopt
-        return
-    mallopt(M_TRIM_THRESHOLD, 1 << 30)
-    mallopt(M_MMAP_THRESHOLD, 32 << 20)
+        libc = ctypes.CDLL(None)
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+def _reuse_freed_memory() -> None:
+    """glibc's malloc told to keep what this process frees for its next allocations while it scores
+    (docs/pq-evaluator.md, "Parallel paths"); a setting of the whole process until :func:`_return_freed_memory`."""
+    if (libc := _libc()) is not None:
+        libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
+        libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
+
+
+def _return_freed_memory() -> None:
+    """Once the images are scored: what the process freed (the prediction JSON, the scoring's buffers) handed back,
+    and glibc's own thresholds again, so that the analyses' few large arrays are the OS's pages, returned as they are
+    freed, and the process's peak is what it holds at once (docs/pq-evaluator.md, "Parallel paths")."""
+    if (libc := _libc()) is not None:
+        libc.mallopt(M_TRIM_THRESHOLD, 128 << 10)
+        libc.mallopt(M_MMAP_THRESHOLD, 128 << 10)
+        libc.malloc_trim(0)
 
 
 def _refuse_folders(args: argparse.Namespace) -> None:  # a JSON option given a folder: the JSON file(s) to pass

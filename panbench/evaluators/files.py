@@ -32,7 +32,7 @@ def score_folder(evaluators: Evaluators, truth: GroundTruthJSON, gt_dir: str | o
     how = Scoring(strict=evaluators.strict, boundary=evaluators.boundary, keep_images=evaluators.keeps_columns)
     if evaluators.takes_columns and instances is None:  # the rules' sums too, from the tables the scoring counts
         how = replace(how, tables=evaluators.table_sink())
-        scored, pairs, _ = score_stream(truth, gt_dir, pred_json, pred_dir, workers, how)
+        scored, pairs = score_stream(truth, gt_dir, pred_json, pred_dir, workers, how)
         evaluators.add_scored(scored, [gt["image_id"] for gt, _ in pairs],
                               lambda i: (SegmentsInfo(pairs[i][0]["segments_info"]),
                                          SegmentsInfo(pairs[i][1]["segments_info"])))

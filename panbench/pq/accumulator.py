@@ -14,7 +14,14 @@ import numpy as np
 from panbench.errors import PanbenchError
 from panbench.pq.diagnosis import Finding, diagnose
 from panbench.pq.matching import CategoryTable
-from panbench.pq.result import BOUNDARY_PREFIX, ImageResult, join_columns, reorder_columns, results_to_columns
+from panbench.pq.result import (
+    BOUNDARY_PREFIX,
+    ImageResult,
+    join_columns,
+    kept_columns,
+    reorder_columns,
+    results_to_columns,
+)
 from panbench.pq.sums import PQStats, pq_summary
 
 _CHUNK = 256  # kept results turned into columns this many images at a time
@@ -81,7 +88,7 @@ class PanopticAccumulator:
         self._stats = self._stats + part
         if self.keep_images and len(indices):
             self._flush()
-            self._chunks.append((indices, dict(cols)))
+            self._chunks.append((indices, kept_columns(cols)))
 
     def merge(self, other: PanopticAccumulator | PQStats, offset: int = 0) -> None:
         """Add another accumulator's images (disjoint from these), their positions moved on by ``offset``, or sums
@@ -102,7 +109,7 @@ class PanopticAccumulator:
                 raise PanbenchError("internal: an accumulator without per-image results merged into one that "
                                     "keeps them; please report")
             self._flush()
-            self._chunks.extend((idx + offset, cols) for idx, cols in other._parts())
+            self._chunks.extend((idx + offset, dict(cols)) for idx, cols in other._parts())  # joined here
         self._stats = self._stats + other._stats
 
     def n_kept(self) -> int:
@@ -113,7 +120,7 @@ class PanopticAccumulator:
         if self._pending:
             self._pending.sort(key=lambda p: p[0])
             idx = np.array([i for i, _ in self._pending], np.int64)
-            self._chunks.append((idx, results_to_columns([r for _, r in self._pending])))
+            self._chunks.append((idx, kept_columns(results_to_columns([r for _, r in self._pending]))))
             self._pending = []
 
     def _parts(self) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
@@ -123,9 +130,9 @@ class PanopticAccumulator:
     def columns(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The kept images' positions, ascending, and their results as columns in that order."""
         if not (parts := self._parts()):
-            return np.zeros(0, np.int64), results_to_columns([])
+            return np.zeros(0, np.int64), kept_columns(results_to_columns([]))
         idx = np.concatenate([i for i, _ in parts])
-        cols = join_columns([(len(i), c) for i, c in parts])
+        cols = join_columns([(len(i), c) for i, c in parts], consume=True)  # the chunks' dicts are this object's
         if len(parts) > 1:
             self._chunks = [(idx, cols)]  # joined once (handed out as copies of the dict: read, never changed)
         if len(idx) > 1 and not (idx[1:] > idx[:-1]).all():

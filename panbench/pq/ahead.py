@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import weakref
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,45 @@ from panbench.pq.extensions import load_extension
 from panbench.pq.threads import join_while_alive
 
 
-def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+def identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What tells a file's bytes from those it held when read: its device, inode, size and change time."""
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+class HeldFile:
+    """A regular file kept open as it was read (by :func:`read_held`): its path, descriptor and :func:`identity`
+    then.  A document that keeps this instead of the file's bytes reads a span of them back without opening the
+    file again, and only while they are the bytes it read (the descriptor is closed with this object)."""
+
+    __slots__ = ("path", "fd", "ident", "__weakref__")
+
+    def __init__(self, path: str, fd: int, ident: tuple[int, int, int, int]) -> None:
+        self.path, self.fd, self.ident = path, fd, ident
+        weakref.finalize(self, os.close, fd)
+
+    def span(self, start: int, stop: int) -> bytes | None:
+        """Bytes ``start:stop`` as they were read; None where the file has changed since (an OSError where it cannot
+        be read)."""
+        if identity(os.fstat(self.fd)) != self.ident:
+            return None
+        return os.pread(self.fd, stop - start, start)
+
+
+def read_held(path: str) -> tuple[bytes, HeldFile] | None:
+    """A regular file's bytes and the file, kept open (:class:`HeldFile`); None for anything else (a FIFO, a
+    device: opened without blocking, so not waited for)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            return None
+        with open(fd, "rb", closefd=False) as f:
+            raw = f.read()
+    except BaseException:
+        os.close(fd)
+        raise
+    return raw, HeldFile(os.path.abspath(path), fd, identity(st))
 
 
 class _Ahead:
@@ -24,22 +62,19 @@ class _Ahead:
 
     def __init__(self, path: str, gt: bool) -> None:
         self.path, self.gt = path, gt
-        self.done: tuple[bytes, Any, tuple[int, int, int, int]] | None = None  # bytes, scan's result, identity
+        self.done: tuple[bytes, Any, HeldFile] | None = None  # bytes, scan's result, the file
         self.thread = threading.Thread(target=self._run, name="panbench-read-ahead", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
         try:
             # without blocking: a FIFO or a terminal is no file to read ahead (read_json refuses it), not a wait
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-            with open(fd, "rb") as f:
-                st = os.fstat(fd)
-                if not stat.S_ISREG(st.st_mode):
-                    return
-                raw = f.read()
+            if (got := read_held(self.path)) is None:
+                return
+            raw, file = got
             scan = load_extension("panbench.pq._match")
             found = scan.scan(raw, self.gt) if scan is not None and hasattr(scan, "scan") else NOT_SCANNED
-            self.done = raw, found, _identity(st)
+            self.done = raw, found, file
         except Exception:  # noqa: BLE001 - read_json meets it again and says what is wrong
             self.done = None
 
@@ -67,9 +102,10 @@ class ReadAhead:
 _OPEN: ContextVar[ReadAhead | None] = ContextVar("panbench_read_ahead", default=None)
 
 
-def take(path: str | os.PathLike[str], gt: bool | None) -> tuple[bytes, Any] | None:
-    """The bytes of ``path`` read ahead (once) and the scan's result where it was scanned as ``gt`` asks, else
-    :data:`NOT_SCANNED`; None when it was not read ahead, the read failed or the file changed since."""
+def take(path: str | os.PathLike[str], gt: bool | None) -> tuple[bytes, Any, HeldFile] | None:
+    """The bytes of ``path`` read ahead (once), the scan's result where it was scanned as ``gt`` asks (else
+    :data:`NOT_SCANNED`) and the file (:class:`HeldFile`); None when it was not read ahead, the read failed or the
+    file changed since."""
     docs = _OPEN.get()
     job = docs.jobs.pop(str(Path(path)), None) if docs is not None else None
     if job is None:
@@ -77,13 +113,13 @@ def take(path: str | os.PathLike[str], gt: bool | None) -> tuple[bytes, Any] | N
     join_while_alive(job.thread)
     if job.done is None:
         return None
-    raw, found, ident = job.done
+    raw, found, file = job.done
     try:
-        if _identity(os.stat(job.path)) != ident:
+        if identity(os.stat(job.path)) != file.ident:
             return None
     except OSError:
         return None
-    return raw, found if gt is not None and gt == job.gt else NOT_SCANNED
+    return raw, found if gt is not None and gt == job.gt else NOT_SCANNED, file
 
 
 def forget(path: str | os.PathLike[str]) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from panbench.errors import InputError
 from panbench.pq import native
-from panbench.pq.ahead import NOT_SCANNED, forget, take
+from panbench.pq.ahead import NOT_SCANNED, HeldFile, forget, read_held, take
 from panbench.pq.kernels import _SENTINEL, MAX_ID
 from panbench.pq.matching import CategoryTable, Segments
 
@@ -42,22 +42,35 @@ class UnlistedIdError(InputError):
         self.symptom, self.kind = symptom, kind
 
 
+def file_span(file: HeldFile, start: int, stop: int) -> bytes:
+    """Bytes ``start:stop`` of a JSON file as it was read, or an InputError naming the file where it has changed
+    since (its arrays kept packed are read back from it: :class:`PackedSegments`)."""
+    try:
+        got = file.span(start, stop)
+    except OSError as e:
+        raise InputError(f"{file.path}: can no longer be read ({e.strerror}); score again") from e
+    if got is None:
+        raise InputError(f"{file.path}: changed while panbench was reading it; score again once it is written")
+    return got
+
+
 class PackedSegments:
-    """A segments_info array as :func:`read_json` keeps it where ``_match.scan`` read it (C): the document's bytes,
-    the array's place in them and the fields of its ``n`` segments (of a ground truth: ``gt``): int64 ids, category
-    ids and areas, a crowd byte each, then float64 scores (NaN: none)."""
+    """A segments_info array as :func:`read_json` keeps it where ``_match.scan`` read it (C): the file it is in
+    (kept open, not its bytes: tens of MB at COCO's scale), the array's place in its bytes and the fields of its
+    ``n`` segments (of a ground truth: ``gt``): int64 ids, category ids and areas, a crowd byte each, then float64
+    scores (NaN: none)."""
 
-    __slots__ = ("doc", "start", "stop", "n", "fields", "gt")
+    __slots__ = ("file", "start", "stop", "n", "fields", "gt")
 
-    def __init__(self, doc: bytes, start: int, stop: int, n: int, fields: bytes, gt: bool) -> None:
-        self.doc, self.start, self.stop, self.n, self.fields, self.gt = doc, start, stop, n, fields, gt
+    def __init__(self, file: HeldFile, start: int, stop: int, n: int, fields: bytes, gt: bool) -> None:
+        self.file, self.start, self.stop, self.n, self.fields, self.gt = file, start, stop, n, fields, gt
 
     def __len__(self) -> int:
         return self.n
 
     def to_list(self) -> list[dict[str, Any]]:
         """The array as ``json.load`` of the document gives it."""
-        segs: list[dict[str, Any]] = json.loads(self.doc[self.start:self.stop])
+        segs: list[dict[str, Any]] = json.loads(file_span(self.file, self.start, self.stop))
         return segs
 
 
@@ -72,8 +85,8 @@ def read_json(path: str | os.PathLike[str], what: str, scan: bool | None = None)
     return _document(path, what, scan)[0]
 
 
-def _document(path: str | os.PathLike[str], what: str, scan: bool | None) -> tuple[dict[str, Any], bytes]:
-    """:func:`read_json`'s document and the file's bytes."""
+def _document(path: str | os.PathLike[str], what: str, scan: bool | None) -> tuple[dict[str, Any], HeldFile]:
+    """:func:`read_json`'s document and the file it was read from."""
     p = Path(path)
     if not p.is_file():
         forget(p)
@@ -83,8 +96,8 @@ def _document(path: str | os.PathLike[str], what: str, scan: bool | None) -> tup
         raise InputError(f"{p}: {what} not found; check the path")
     raw = None
     try:
-        raw, found = _read(p, scan)
-        data = _from_scan(raw, found, scan) if found is not None and scan is not None else None
+        raw, found, file = _read(p, scan)
+        data = _from_scan(file, found, scan) if found is not None and scan is not None else None
         if data is None:
             data = json.loads(raw)
     except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, an integer past Python's digit limit
@@ -94,26 +107,27 @@ def _document(path: str | os.PathLike[str], what: str, scan: bool | None) -> tup
         raise InputError(f"{p}: {what} is not valid JSON ({e}); re-export or re-download it") from e
     if not isinstance(data, dict):
         raise InputError(f"{p}: {what} must be a JSON object with an 'annotations' list")
-    return data, raw or b""
+    return data, file
 
 
-def _read(p: Path, scan: bool | None) -> tuple[bytes, Any]:
-    """The file's bytes (read ahead where :mod:`panbench.pq.ahead` did) and, with ``scan``, ``_match.scan``'s result
-    (None where the scan was not built or leaves the document to ``json.loads``)."""
+def _read(p: Path, scan: bool | None) -> tuple[bytes, Any, HeldFile]:
+    """The file's bytes (read ahead where :mod:`panbench.pq.ahead` did), with ``scan`` ``_match.scan``'s result
+    (None where the scan was not built or leaves the document to ``json.loads``), and the file, kept open."""
     c = native.match()
     if c is None or not hasattr(c, "scan"):
         scan = None
     if (ahead := take(p, scan)) is None:
-        with open(p, "rb") as f:
-            raw, found = f.read(), NOT_SCANNED
+        if (held := read_held(str(p))) is None:  # pragma: no cover - _document saw a regular file
+            raise InputError(f"{p}: not a regular file; pass the JSON file itself")
+        (raw, file), found = held, NOT_SCANNED
     else:
-        raw, found = ahead
+        raw, found, file = ahead
     if scan is None:
-        return raw, None
-    return raw, c.scan(raw, scan) if found is NOT_SCANNED else found
+        return raw, None, file
+    return raw, c.scan(raw, scan) if found is NOT_SCANNED else found, file
 
 
-def _from_scan(raw: bytes, found: Any, gt: bool) -> dict[str, Any] | None:
+def _from_scan(file: HeldFile, found: Any, gt: bool) -> dict[str, Any] | None:
     """The document from its scan: the segments_info arrays of plain integers read in C, the rest by ``json.loads``;
     None leaves the whole document to ``json.loads`` (which then names what is wrong with it)."""
     text, segments = found
@@ -127,7 +141,7 @@ def _from_scan(raw: bytes, found: Any, gt: bool) -> dict[str, Any] | None:
     for ann, seg in zip(anns, segments):
         if seg is not None:
             start, stop, n, fields = seg
-            ann["segments_info"] = PackedSegments(raw, start, stop, n, fields, gt)
+            ann["segments_info"] = PackedSegments(file, start, stop, n, fields, gt)
     return data
 
 
@@ -135,17 +149,23 @@ def _from_scan(raw: bytes, found: Any, gt: bool) -> dict[str, Any] | None:
 class GroundTruthJSON:
     """A COCO panoptic ground truth's JSON, read and checked once by :func:`read_ground_truth`: the file's ``path``,
     the document, its categories, its annotations by image id, each image's (height, width) from its ``images`` entry
-    and the file's bytes.  A command reads its ground truth once and hands this value to everything that reads it."""
+    and the file as read (kept open).  A command reads its ground truth once and hands this value to everything that
+    reads it."""
 
     path: Path
     data: dict[str, Any]
     categories: CategoryTable
     annotations: dict[Any, dict[str, Any]]
     sizes: dict[Any, tuple[int, int]]
-    raw: bytes = b""
+    file: HeldFile
 
-    def __repr__(self) -> str:  # the document and its bytes are too long to show
+    def __repr__(self) -> str:  # the document is too long to show
         return f"GroundTruthJSON({str(self.path)!r}, {len(self.annotations)} images)"
+
+    @property
+    def raw(self) -> bytes:
+        """The file's bytes as they were read (read back: an InputError where the file has changed since)."""
+        return file_span(self.file, 0, self.file.ident[2])
 
     def image_ids(self) -> list[Any]:
         """The annotated images in the order of the ``images`` list, as ``eval`` orders them (the per-image results
@@ -166,12 +186,12 @@ def read_ground_truth(path: str | os.PathLike[str], what: str = "ground-truth JS
                       scan: bool | None = None) -> GroundTruthJSON:
     """The one reader of a COCO panoptic ground truth; ``what`` names the file in errors, ``scan`` as
     :func:`read_json`."""
-    data, raw = _document(path, what, scan)
+    data, file = _document(path, what, scan)
     images = data.get("images")
     sizes = {im.get("id"): (im["height"], im["width"]) for im in (images if isinstance(images, list) else [])
              if isinstance(im, dict) and isinstance(im.get("height"), int) and isinstance(im.get("width"), int)}
     return GroundTruthJSON(Path(path), data, parse_categories(data, path), parse_annotations(data, path, gt=True),
-                           sizes, raw)
+                           sizes, file)
 
 
 def _field(obj: Any, key: str, where: str, kind: type | tuple[type, ...]) -> Any:

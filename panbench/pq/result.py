@@ -6,7 +6,7 @@ the resume cache's, ``score``'s results' and the analyses' ``.npz`` files' (docs
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ class ImageResult:
 SEMANTIC_FIELDS = ("sem_gt", "sem_pred", "sem_px", "unlisted_px")
 BOUNDARY_FIELDS = ("tp_cats", "tp_ious", "fn_cats", "fp_cats")
 BOUNDARY_PREFIX = "b_"
+_SUMMED = ("sem", "unlisted")  # the groups of SEMANTIC_FIELDS: summed as images enter, never kept per image
 
 
 def _group(name: str) -> str:
@@ -73,19 +74,30 @@ def from_columns(cols: Any, names: Sequence[str], n_images: int, prefix: str = "
     return [{name: split[name][k] for name in names} for k in range(n_images)]
 
 
-def join_columns(parts: Sequence[tuple[int, Mapping[str, np.ndarray]]]) -> dict[str, np.ndarray]:
+def join_columns(parts: Sequence[tuple[int, MutableMapping[str, np.ndarray]]],
+                 consume: bool = False) -> dict[str, np.ndarray]:
     """Columns of consecutive runs of images, each ``(images, columns)``, as :func:`to_columns` gives them for all
-    the images at once."""
+    the images at once; with ``consume`` each part's column is deleted from its dict once joined (the parts' and
+    the whole's memory are held together for one column at a time)."""
     if len(parts) == 1:
         return dict(parts[0][1])
     out: dict[str, np.ndarray] = {}
-    for key in parts[0][1] if parts else ():
+    for key in list(parts[0][1]) if parts else ():
         pieces, before = [], 0
         for n, cols in parts:
-            pieces.append(cols[key] + before if key.endswith("_img") else cols[key])
+            col = cols.pop(key) if consume else cols[key]
+            pieces.append(col + before if key.endswith("_img") else col)
             before += n
         out[key] = np.concatenate(pieces)
+        del pieces
     return out
+
+
+def kept_columns(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Of whole results' columns, those an accumulator keeps per image: the match's and the boundary contributions'
+    (the semantic ones are summed into the confusion matrix as the images enter, and only it is read); a view is
+    copied, so that the buffer it was cut from is not kept for it."""
+    return {k: v.copy() if v.base is not None else v for k, v in cols.items() if _group(k) not in _SUMMED}
 
 
 def results_to_columns(results: Sequence[ImageResult]) -> dict[str, np.ndarray]:

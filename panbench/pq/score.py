@@ -176,9 +176,10 @@ def _score_one(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring, 
 
 def score_stream(truth: GroundTruthJSON, gt_dir: str | os.PathLike[str], pred_json: str | os.PathLike[str],
                  pred_dir: str | os.PathLike[str], workers: int | None = None, how: Scoring = Scoring(),
-                 explain: bool = True) -> tuple[PanopticAccumulator, list[Pair], dict[str, np.ndarray]]:
-    """Score every image: the accumulator holding the sums, the (ground truth, prediction) pairs in scoring order and,
-    with ``how.keep_images``, the per-image results in that order as columns (else empty), on ``workers`` threads
+                 explain: bool = True) -> tuple[PanopticAccumulator, list[Pair]]:
+    """Score every image: the accumulator holding the sums (and, with ``how.keep_images``, the per-image results,
+    :meth:`~PanopticAccumulator.columns` in the pairs' order) and the (ground truth, prediction) pairs in scoring
+    order, on ``workers`` threads
     (``None``: :func:`default_workers`); a refused prediction whose mistake the files show is refused with its fix and,
     with ``explain``, the PQ that fix gives."""
     files = (truth, gt_dir, pred_json, pred_dir)
@@ -213,7 +214,7 @@ def score_stream(truth: GroundTruthJSON, gt_dir: str | os.PathLike[str], pred_js
         if err.kind == "id_encoding" and explain:  # one image's ids looked encoded; the others' do not
             raise InputError(f"{err.symptom}; list every segment of the PNG in segments_info") from err
         raise
-    return ev, pairs, ev.columns()[1] if how.keep_images else {}
+    return ev, pairs
 
 
 def _folders(gt_dir: str | os.PathLike[str], pred_dir: str | os.PathLike[str]) -> tuple[Path, Path]:

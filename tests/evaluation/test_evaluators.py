@@ -21,6 +21,7 @@ from panbench.pq.result import (
     ImageResult,
     from_columns,
 )
+from panbench.pq.sums import PQStats
 
 CATS = CategoryTable([1, 2, 3], ["a", "b", "c"], [True, True, False])
 N = 8
@@ -94,14 +95,17 @@ def test_the_cache_gives_back_every_field_of_every_result_bit_for_bit(tmp_path) 
     assert sorted(cached.indices.tolist()) == list(range(N))
     assert sorted(cached.extras, key=lambda e: e["Analyses@1"][0]) == [
         {"Analyses@1": [i, 100 + i], "SemanticConfusion@1": None} for i in range(N)]
-    held = results_from_columns(pq_columns(ev).dense_columns(N), N)
+    held = results_from_columns(pq_columns(ev).dense_columns(N), N)  # the match's and boundary PQ's columns
     back_all = results_from_columns(cached.columns, N)
     for i, result in zip(cached.indices.tolist(), back_all):
         kept = held[i]
-        for part, back in ((kept.match, result.match), (kept.stats, result.stats), (kept.boundary, result.boundary)):
+        for part, back in ((kept.match, result.match), (kept.boundary, result.boundary)):
             for name in vars(part):
                 x, y = getattr(part, name), getattr(back, name)
                 assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), (i, name)
+    sums = PQStats.zeros(len(CATS))  # the semantic columns, which the accumulator only sums: the same sums
+    sums.add_columns(cached.columns, N)
+    assert sums == pq_columns(ev).stats and sums.conf.sum() > 0
 
 
 def test_a_chunk_of_another_cache_format_is_not_read_and_its_folder_is_named(tmp_path, monkeypatch) -> None:
@@ -122,8 +126,8 @@ def test_a_chunk_of_another_cache_format_is_not_read_and_its_folder_is_named(tmp
 def results_from_columns(cols: Any, n_images: int) -> list[ImageResult]:
     """``results_to_columns`` inverted, image by image: the reference that reads the columns back."""
     matches = from_columns(cols, MATCH_FIELDS, n_images)
-    sem = from_columns(cols, SEMANTIC_FIELDS, n_images)
     keys = cols.files if hasattr(cols, "files") else cols
+    sem = from_columns(cols, SEMANTIC_FIELDS, n_images) if "sem_img" in keys else [{}] * n_images
     has_b = BOUNDARY_PREFIX + BOUNDARY_FIELDS[0] in keys
     bounds = from_columns(cols, BOUNDARY_FIELDS, n_images, BOUNDARY_PREFIX) if has_b else [None] * n_images
     return [ImageResult(ImageMatch(**m), **s, boundary=None if b is None else ImageStats(**b))

@@ -114,11 +114,11 @@ def _equal(a: dict, b: dict) -> bool:
 def test_results_added_in_any_order_and_split_come_back_as_the_columns_of_the_images_in_order(
         monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
     from panbench.pq import accumulator
-    from panbench.pq.result import results_to_columns
+    from panbench.pq.result import kept_columns, results_to_columns
 
     monkeypatch.setattr(accumulator, "_CHUNK", chunk)
     table, results = _results(12)
-    want = results_to_columns(results)
+    want = kept_columns(results_to_columns(results))
     order = np.random.default_rng(0).permutation(12)
     parts = [PanopticAccumulator(table, keep_images=True, boundary=True) for _ in range(3)]
     for k, i in enumerate(order):  # three processes, each given images out of order
@@ -138,7 +138,7 @@ def test_results_added_in_any_order_and_split_come_back_as_the_columns_of_the_im
 
 
 def test_columns_added_as_a_chunk_and_merged_with_an_offset_keep_their_positions() -> None:
-    from panbench.pq.result import results_to_columns
+    from panbench.pq.result import kept_columns, results_to_columns
 
     table, results = _results(7, boundary=False)
     a = PanopticAccumulator(table, keep_images=True)
@@ -147,11 +147,11 @@ def test_columns_added_as_a_chunk_and_merged_with_an_offset_keep_their_positions
     for r in results[:3]:
         b.add(r)
     b.merge(a)
-    assert _equal(b.dense_columns(7), results_to_columns(results))
+    assert _equal(b.dense_columns(7), kept_columns(results_to_columns(results)))
     c = PanopticAccumulator(table, keep_images=True)
     c.merge(b, offset=0)
     c.merge(b, offset=7)  # a second round of the same images, after them
-    assert _equal(c.dense_columns(14), results_to_columns(results + results)) and c.n_images == 14
+    assert _equal(c.dense_columns(14), kept_columns(results_to_columns(results + results))) and c.n_images == 14
 
 
 def test_an_image_added_twice_or_missing_and_sums_without_results_are_internal_errors() -> None:
@@ -261,3 +261,25 @@ def test_images_enter_the_accumulator_one_way_and_states_combine_one_way() -> No
     cols.add(results_to_columns(results), np.arange(4))
     sums.merge(one.stats)
     assert one.stats == many.stats == cols.stats == sums.stats and sums.n_images == 4
+
+
+def test_the_semantic_columns_are_summed_as_images_enter_and_only_the_match_columns_are_kept() -> None:
+    """What an accumulator holds per image is what the analyses read: the match's columns (and boundary PQ's); the
+    semantic confusion of each image is added to the sums as it enters, and the buffer C's columns were cut from is
+    not kept alive by them."""
+    from panbench.pq.matching import MATCH_FIELDS
+    from panbench.pq.result import column_keys, results_to_columns
+
+    table, results = _results(6, boundary=False)
+    cols = results_to_columns(results)
+    buffer = np.concatenate([cols["tp_cats"], cols["sem_px"]])  # columns cut from one buffer, as C's are
+    cut = {**cols, "tp_cats": buffer[: len(cols["tp_cats"])]}
+    acc = PanopticAccumulator(table, keep_images=True)
+    acc.add(cut, np.arange(6))
+    one = PanopticAccumulator(table)
+    for r in results:
+        one.add(r)
+    kept = acc.dense_columns(6)
+    assert sorted(kept) == sorted(column_keys(MATCH_FIELDS))
+    assert kept["tp_cats"].base is None and np.array_equal(kept["tp_cats"], cols["tp_cats"])
+    assert acc.stats == one.stats and acc.stats.conf.sum() == sum(int(r.sem_px.sum()) for r in results) > 0

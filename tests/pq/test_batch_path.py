@@ -55,9 +55,9 @@ def _score(c: dict[str, Path], batch_path: bool, monkeypatch: pytest.MonkeyPatch
             return one(cats, gt_dir, pred_dir, how, pair)
 
         m.setattr(score, "_score_one", counted_one)
-        ev, _, results = score_stream(read_truth(c["gt_json"]), c["gt_dir"], c["pred_json"], c["pred_dir"], workers,
-                                      Scoring(strict=strict, keep_images=True))
-    return ev.evaluate(), results
+        ev, _ = score_stream(read_truth(c["gt_json"]), c["gt_dir"], c["pred_json"], c["pred_dir"], workers,
+                             Scoring(strict=strict, keep_images=True))
+    return ev.evaluate(), {**ev.columns()[1], "conf": ev.stats.conf, "unlisted": ev.stats.unlisted}
 
 
 def _same(a: tuple[dict, dict[str, np.ndarray]], b: tuple[dict, dict[str, np.ndarray]]) -> None:
@@ -173,12 +173,12 @@ def test_results_gathered_in_several_parts_are_the_per_image_numbers(tmp_path: P
     monkeypatch.setattr(batch, *limit)
     parts = []
     join = accumulator.join_columns  # the parts are added to score's accumulator and joined there
-    monkeypatch.setattr(accumulator, "join_columns", lambda p: parts.append(len(p)) or join(p))
+    monkeypatch.setattr(accumulator, "join_columns", lambda p, **k: parts.append(len(p)) or join(p, **k))
     got = _score(c, True, monkeypatch, workers)
     joined = list(parts)
     assert FALLBACKS == ["000000000002.png", "000000000017.png"]
     _same(got, _score(c, False, monkeypatch))
-    assert got[1]["tp_img"][-1] == 22 and sorted(set(got[1]["sem_img"])) == list(range(23))
+    assert got[1]["tp_img"][-1] == 22 and sorted(set(got[1]["gt_img"])) == list(range(23))
     assert joined == [2 if limit[0] == "ADD_EVERY" else 3]  # 23 images: parts of 16 and 7, or of 8, 8 and 7
 
 

@@ -58,9 +58,9 @@ def _scored(files: tuple[Path, ...], monkeypatch: pytest.MonkeyPatch, in_c: bool
             return one(cats, gt_dir, pred_dir, how, pair)
 
         m.setattr(score, "_score_one", noted)
-        ev, _, cols = score_stream(read_truth(files[0]), *files[1:], workers,
-                                   Scoring(strict=strict, boundary=True, keep_images=True))
-    return ev.evaluate(), cols, fallbacks
+        ev, _ = score_stream(read_truth(files[0]), *files[1:], workers,
+                             Scoring(strict=strict, boundary=True, keep_images=True))
+    return ev.evaluate(), ev.columns()[1], fallbacks
 
 
 @pytest.mark.parametrize("shape", SIZES)

@@ -199,3 +199,31 @@ def test_coco_sample_json_is_packed_whole() -> None:
     assert len(packed) == len(anns)
     ids = np.frombuffer(packed[0].fields, np.int64, packed[0].n)
     assert ids.tolist() == [s["id"] for s in anns[0]["segments_info"]]
+
+
+def test_a_packed_document_keeps_no_copy_of_the_file_and_reads_its_arrays_back_from_it_while_unchanged(
+        tmp_path: Path) -> None:
+    """A packed segments_info holds its fields and where it lies in the file, not the file's bytes (tens of MB at
+    COCO's scale); read back from the file kept open after the file changed in place, it is refused in one line
+    naming the file; a file replaced by another is still the one read."""
+    from panbench.pq.coco_format import read_ground_truth
+
+    p = tmp_path / "gt.json"
+    p.write_text(_doc('[{"id": 1, "category_id": 1, "area": 2}, {"id": 2, "category_id": 7, "area": 5}]'))
+    truth = read_ground_truth(p, scan=True)
+    segs = truth.annotations[1]["segments_info"]
+    assert type(segs) is PackedSegments
+    held = [getattr(segs, s) for s in PackedSegments.__slots__]
+    held += [getattr(truth, f) for f in truth.__dataclass_fields__]
+    assert [x for x in held if isinstance(x, bytes | bytearray)] == [segs.fields]
+    assert segs.to_list() == json.loads(p.read_text())["annotations"][0]["segments_info"]
+    assert truth.raw == p.read_bytes()
+    p.write_text(_doc('[{"id": 1, "category_id": 1, "area": 3}]'))
+    for read in (segs.to_list, lambda: truth.raw):
+        with pytest.raises(InputError, match=f"^{p}: changed while panbench was reading it; score again"):
+            read()
+    q = tmp_path / "replaced.json"  # replaced by a rename, as editors and downloads write: the file read is kept
+    q.write_text(_doc('[{"id": 1, "category_id": 1, "area": 2}, {"id": 2, "category_id": 7, "area": 5}]'))
+    truth = read_ground_truth(q, scan=True)
+    p.replace(q)
+    assert truth.annotations[1]["segments_info"].to_list()[1] == {"id": 2, "category_id": 7, "area": 5}

@@ -141,10 +141,10 @@ def _from_files(c: dict[str, Any], monkeypatch: pytest.MonkeyPatch, batch_path: 
             m.setattr(score, "_score_one", counted)
         else:
             m.setattr(batch, "available", lambda: False)
-        _, _, cols = score_stream(read_truth(c["gt_json"]), c["gt_dir"], c["pred_json"], c["pred_dir"], 1,
-                                  Scoring(keep_images=True))
+        ev, _ = score_stream(read_truth(c["gt_json"]), c["gt_dir"], c["pred_json"], c["pred_dir"], 1,
+                             Scoring(keep_images=True))
     assert per_image == []
-    return cols
+    return ev.columns()[1]
 
 
 def _all_paths(c: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, np.ndarray]]:
