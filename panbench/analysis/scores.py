@@ -212,12 +212,16 @@ def image_bin_sums(scores: np.ndarray, correct: np.ndarray, thing: np.ndarray, i
     """Per image, sparse (CSR rows as :func:`~panbench.analysis.resample.sparse_rows`): for things then stuff, each
     bin's correct minus score summed (in :data:`IOU_SCALE` units, exact), then the two groups' segment counts."""
     k = 2 * N_BINS + 2
-    col = np.where(thing, 0, N_BINS) + score_bin(scores)
-    cols = np.concatenate([col, np.where(thing, 2 * N_BINS, 2 * N_BINS + 1)])
-    vals = np.concatenate([np.rint(correct * IOU_SCALE).astype(np.int64) - np.rint(scores * IOU_SCALE).astype(np.int64),
-                           np.ones(len(scores), np.int64)])
-    keys = np.concatenate([img, img]) * k + cols
+    base = img * k  # each image's row; a segment's bin column, then its group's count column, added in place
+    keys = score_bin(scores)
+    keys += base
+    keys[~thing] += N_BINS
+    vals = np.rint(correct * IOU_SCALE).astype(np.int64)
+    vals -= np.rint(scores * IOU_SCALE).astype(np.int64)
     sums = exact_bincount(keys, vals, n_images * k)
+    del keys, vals
+    base += np.where(thing, 2 * N_BINS, 2 * N_BINS + 1)
+    sums += np.bincount(base, minlength=n_images * k)  # count columns: no bin column is one
     at = np.flatnonzero(sums)
     return row_starts(at // k, n_images), at % k, sums[at]
 
