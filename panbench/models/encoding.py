@@ -19,7 +19,7 @@ def panoptic_to_segments(pan: Any, num_classes: int, label2cat: list[int],
 
     if isinstance(pan, torch.Tensor) and pan.device.type != "cpu":
         u, inv = torch.unique(pan, return_inverse=True)
-        u, inv = u.cpu().numpy(), inv.cpu().numpy()
+        u = u.cpu().numpy()
     else:
         u, inv = _unique(pan.numpy() if isinstance(pan, torch.Tensor) else np.asarray(pan))
     labels = u % INSTANCE_OFFSET
@@ -34,7 +34,28 @@ def panoptic_to_segments(pan: Any, num_classes: int, label2cat: list[int],
             code = int(u[k])
             if code in scores:
                 seg["score"] = float(scores[code])
-    return new_id[inv], segs
+    return relabelled(inv, new_id), segs
+
+
+def relabelled(inv: Any, new_id: np.ndarray) -> np.ndarray:
+    """``new_id[inv]``: the uint32 id map of the inverse of a ``torch.unique`` (a tensor, or its array) given each
+    unique value's new id (below 2^24).  An inverse on a device is looked up there (:func:`relabelled_on_device`)."""
+    if not isinstance(inv, np.ndarray):
+        if inv.device.type != "cpu":
+            return relabelled_on_device(inv, new_id)
+        inv = inv.numpy()
+    out: np.ndarray = new_id[inv]
+    return out
+
+
+def relabelled_on_device(inv: Any, new_id: np.ndarray) -> np.ndarray:
+    """:func:`relabelled` where ``inv`` lies: the lookup on its device and only the map copied to the host, as
+    int32 (half the bytes of the int64 inverse; the ids are below 2^24), read as uint32 there."""
+    import torch
+
+    table = torch.from_numpy(new_id.astype(np.int32)).to(inv.device)
+    out: np.ndarray = table[inv].cpu().numpy().view(np.uint32)
+    return out
 
 
 def _unique(pan: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -29,7 +29,7 @@ from panbench.analysis.ap import Instances, from_hf_instances, semantic_categori
 from panbench.errors import PanbenchError
 from panbench.models.amp import autocast_forward, autocast_now, keep_autocast
 from panbench.models.checkpoints import on_local_rank0
-from panbench.models.encoding import INSTANCE_OFFSET, panoptic_to_segments
+from panbench.models.encoding import INSTANCE_OFFSET, panoptic_to_segments, relabelled
 from panbench.models.grid import Setting
 from panbench.models.hf.types import ModelType, cfg_settings, describe, postprocess_refusal
 from panbench.models.postprocess import PostProcess, merge_queries
@@ -145,7 +145,7 @@ def to_panbench_segments(seg: torch.Tensor, info: list[dict[str, Any]], label_of
             segs.append({"id": len(segs) + 1, "category_id": int(label2cat[label]), "iscrowd": 0})
             if sid in best:
                 segs[-1]["score"] = best[sid]
-    return new_id[inv.cpu().numpy()], segs
+    return relabelled(inv, new_id), segs
 
 
 def _one_image(outputs: Any, i: int, size: tuple[int, int], padded: tuple[int, int]) -> SimpleNamespace:
