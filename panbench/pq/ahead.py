@@ -4,6 +4,7 @@ while the process imports what scores them; :func:`~panbench.pq.coco_format.read
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
@@ -15,29 +16,63 @@ from typing import Any
 from panbench.pq.extensions import load_extension
 from panbench.pq.threads import join_while_alive
 
+Identity = tuple[int, int, int, int, int]
 
-def identity(st: os.stat_result) -> tuple[int, int, int, int]:
-    """What tells a file's bytes from those it held when read: its device, inode, size and change time."""
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+def identity(st: os.stat_result) -> Identity:
+    """What tells a file's bytes from those it held when read: its device, inode, size, modification and change
+    times (a copy that keeps the modification time, ``cp -p`` onto the file, still moves the change time; so does
+    replacing the file by a rename, which unlinks the one read)."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 class HeldFile:
-    """A regular file kept open as it was read (by :func:`read_held`): its path, descriptor and :func:`identity`
-    then.  A document that keeps this instead of the file's bytes reads a span of them back without opening the
-    file again, and only while they are the bytes it read (the descriptor is closed with this object)."""
+    """A regular file kept open as it was read (by :func:`read_held`): its absolute path, descriptor and
+    :func:`identity` then.  A document that keeps this instead of the file's bytes reads a span of them back without
+    opening the file again, and only while they are the bytes it read (the descriptor is closed with this object;
+    a copy is this object; a pickled one opens the path again where it is unpickled, and reads only if the file
+    there is the one read)."""
 
     __slots__ = ("path", "fd", "ident", "__weakref__")
 
-    def __init__(self, path: str, fd: int, ident: tuple[int, int, int, int]) -> None:
+    def __init__(self, path: str, fd: int, ident: Identity) -> None:
         self.path, self.fd, self.ident = path, fd, ident
-        weakref.finalize(self, os.close, fd)
+        if fd >= 0:
+            weakref.finalize(self, os.close, fd)
 
     def span(self, start: int, stop: int) -> bytes | None:
         """Bytes ``start:stop`` as they were read; None where the file has changed since (an OSError where it cannot
         be read)."""
-        if identity(os.fstat(self.fd)) != self.ident:
-            return None
-        return os.pread(self.fd, stop - start, start)
+        if self.fd < 0:
+            raise OSError(errno.EBADF, "not open where the document was unpickled")
+        got = b""
+        while self.unchanged() and len(got) < stop - start:  # one read stops short of 2 GiB
+            if not (more := os.pread(self.fd, stop - start - len(got), start + len(got))):
+                break
+            got += more
+        return got if self.unchanged() and len(got) == stop - start else None
+
+    def unchanged(self) -> bool:
+        return identity(os.fstat(self.fd)) == self.ident
+
+    def __copy__(self) -> HeldFile:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> HeldFile:
+        return self
+
+    def __reduce__(self) -> tuple[object, tuple[str, Identity]]:
+        return _reopened, (self.path, self.ident)
+
+
+def _reopened(path: str, ident: Identity) -> HeldFile:
+    """A pickled :class:`HeldFile` where it is unpickled: the path opened again (never an error here: a read of it
+    says what is wrong)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    except OSError:
+        fd = -1
+    return HeldFile(path, fd, ident)
 
 
 def read_held(path: str) -> tuple[bytes, HeldFile] | None:

@@ -48,10 +48,14 @@ def file_span(file: HeldFile, start: int, stop: int) -> bytes:
     try:
         got = file.span(start, stop)
     except OSError as e:
-        raise InputError(f"{file.path}: can no longer be read ({e.strerror}); score again") from e
+        raise InputError(f"{file.path}: can no longer be read ({e.strerror or e}); score again") from e
     if got is None:
-        raise InputError(f"{file.path}: changed while panbench was reading it; score again once it is written")
+        raise changed_since(file)
     return got
+
+
+def changed_since(file: HeldFile) -> InputError:
+    return InputError(f"{file.path}: changed since panbench read it; score again once it is written")
 
 
 class PackedSegments:
@@ -70,7 +74,10 @@ class PackedSegments:
 
     def to_list(self) -> list[dict[str, Any]]:
         """The array as ``json.load`` of the document gives it."""
-        segs: list[dict[str, Any]] = json.loads(file_span(self.file, self.start, self.stop))
+        try:
+            segs: list[dict[str, Any]] = json.loads(file_span(self.file, self.start, self.stop))
+        except ValueError as e:  # the bytes there are no longer the array: changed in a way its identity hides
+            raise changed_since(self.file) from e
         return segs
 
 

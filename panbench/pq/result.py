@@ -77,20 +77,43 @@ def from_columns(cols: Any, names: Sequence[str], n_images: int, prefix: str = "
 def join_columns(parts: Sequence[tuple[int, MutableMapping[str, np.ndarray]]],
                  consume: bool = False) -> dict[str, np.ndarray]:
     """Columns of consecutive runs of images, each ``(images, columns)``, as :func:`to_columns` gives them for all
-    the images at once; with ``consume`` each part's column is deleted from its dict once joined (the parts' and
-    the whole's memory are held together for one column at a time)."""
+    the images at once; with ``consume`` each part's column is taken from its dict once joined (the parts' and the
+    whole's memory are held together for one column at a time), and put back as it was where the join raises (a
+    MemoryError in a large run leaves the parts whole)."""
     if len(parts) == 1:
         return dict(parts[0][1])
     out: dict[str, np.ndarray] = {}
-    for key in list(parts[0][1]) if parts else ():
-        pieces, before = [], 0
-        for n, cols in parts:
-            col = cols.pop(key) if consume else cols[key]
-            pieces.append(col + before if key.endswith("_img") else col)
-            before += n
-        out[key] = np.concatenate(pieces)
-        del pieces
+    rows: dict[str, list[int]] = {}  # each joined column's length in each part
+    key: str | None = None
+    pieces: list[np.ndarray] = []
+    try:
+        for key in list(parts[0][1]) if parts else ():
+            pieces, before = [], 0
+            for n, cols in parts:
+                pieces.append(cols[key] + before if key.endswith("_img") and before else cols[key])
+                if consume:
+                    del cols[key]
+                before += n
+            out[key] = np.concatenate(pieces)
+            rows[key], pieces = [len(p) for p in pieces], []
+    except BaseException:
+        if consume:
+            for k, whole in out.items():
+                _cut(parts, k, np.split(whole, np.cumsum(rows[k])[:-1]))
+            if key is not None and key not in out:
+                _cut(parts, key, pieces)  # the column being joined: the parts taken so far
+        raise
     return out
+
+
+def _cut(parts: Sequence[tuple[int, MutableMapping[str, np.ndarray]]], key: str, pieces: Sequence[np.ndarray]) -> None:
+    """Each piece back into its part as ``key``, an image column's offset taken off in place (nothing allocated)."""
+    before = 0
+    for (n, cols), piece in zip(parts, pieces):
+        if key.endswith("_img") and before:
+            piece -= before
+        cols[key] = piece
+        before += n
 
 
 def kept_columns(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

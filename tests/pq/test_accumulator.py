@@ -283,3 +283,31 @@ def test_the_semantic_columns_are_summed_as_images_enter_and_only_the_match_colu
     assert sorted(kept) == sorted(column_keys(MATCH_FIELDS))
     assert kept["tp_cats"].base is None and np.array_equal(kept["tp_cats"], cols["tp_cats"])
     assert acc.stats == one.stats and acc.stats.conf.sum() == sum(int(r.sem_px.sum()) for r in results) > 0
+
+
+@pytest.mark.parametrize("fail_at", [1, 3, 6])
+def test_a_join_that_runs_out_of_memory_leaves_the_accumulators_parts_as_they_were(
+        monkeypatch: pytest.MonkeyPatch, fail_at: int) -> None:
+    from panbench.pq.result import kept_columns, results_to_columns
+
+    table, results = _results(9, boundary=True)
+    acc = PanopticAccumulator(table, keep_images=True, boundary=True)
+    for k in range(0, 9, 3):
+        acc.add(results_to_columns(results[k:k + 3]), np.arange(k, k + 3))
+    before = [(idx.copy(), {k: v.copy() for k, v in cols.items()}) for idx, cols in acc._chunks]
+    real, calls = np.concatenate, []
+
+    def short(pieces, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+        calls.append(1)
+        if len(calls) == fail_at + 1:  # the first call concatenates the positions
+            raise MemoryError
+        return real(pieces, *a, **k)
+
+    monkeypatch.setattr(np, "concatenate", short)
+    with pytest.raises(MemoryError):
+        acc.columns()
+    monkeypatch.setattr(np, "concatenate", real)
+    assert len(acc._chunks) == len(before)
+    for (idx, cols), (idx0, cols0) in zip(acc._chunks, before):
+        assert np.array_equal(idx, idx0) and _equal(cols, cols0)
+    assert _equal(acc.dense_columns(9), kept_columns(results_to_columns(results)))

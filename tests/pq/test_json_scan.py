@@ -204,8 +204,8 @@ def test_coco_sample_json_is_packed_whole() -> None:
 def test_a_packed_document_keeps_no_copy_of_the_file_and_reads_its_arrays_back_from_it_while_unchanged(
         tmp_path: Path) -> None:
     """A packed segments_info holds its fields and where it lies in the file, not the file's bytes (tens of MB at
-    COCO's scale); read back from the file kept open after the file changed in place, it is refused in one line
-    naming the file; a file replaced by another is still the one read."""
+    COCO's scale); read back from the file kept open after the file changed in place or was replaced, it is refused
+    in one line naming the file."""
     from panbench.pq.coco_format import read_ground_truth
 
     p = tmp_path / "gt.json"
@@ -220,10 +220,38 @@ def test_a_packed_document_keeps_no_copy_of_the_file_and_reads_its_arrays_back_f
     assert truth.raw == p.read_bytes()
     p.write_text(_doc('[{"id": 1, "category_id": 1, "area": 3}]'))
     for read in (segs.to_list, lambda: truth.raw):
-        with pytest.raises(InputError, match=f"^{p}: changed while panbench was reading it; score again"):
+        with pytest.raises(InputError, match=f"^{p}: changed since panbench read it; score again"):
             read()
-    q = tmp_path / "replaced.json"  # replaced by a rename, as editors and downloads write: the file read is kept
+    q = tmp_path / "replaced.json"  # replaced by a rename, as editors and downloads write: refused as well
     q.write_text(_doc('[{"id": 1, "category_id": 1, "area": 2}, {"id": 2, "category_id": 7, "area": 5}]'))
     truth = read_ground_truth(q, scan=True)
     p.replace(q)
-    assert truth.annotations[1]["segments_info"].to_list()[1] == {"id": 2, "category_id": 7, "area": 5}
+    with pytest.raises(InputError, match=f"^{q}: changed since panbench read it; score again"):
+        truth.annotations[1]["segments_info"].to_list()
+
+
+def test_a_file_rewritten_with_its_old_modification_time_is_refused_and_a_held_file_crosses_copies_and_pickles(
+        tmp_path: Path) -> None:
+    """``cp -p`` onto the file read keeps its size and modification time: the change time still tells it apart. A
+    document copied (a user's evaluator copied per process) shares the open file; pickled, it opens the path again
+    where it is unpickled and reads only while the file there is the one read."""
+    import copy
+    import os
+    import pickle
+
+    from panbench.pq.coco_format import read_ground_truth
+
+    p = tmp_path / "gt.json"
+    p.write_text(_doc('[{"id": 1, "category_id": 1, "area": 2}]'))
+    truth = read_ground_truth(p, scan=True)
+    segs = truth.annotations[1]["segments_info"]
+    assert copy.deepcopy(segs).file is segs.file and copy.copy(segs.file) is segs.file
+    again = pickle.loads(pickle.dumps(segs))
+    assert again.file is not segs.file and again.to_list() == segs.to_list() == [{"id": 1, "category_id": 1, "area": 2}]
+    st = os.stat(p)
+    p.write_text(_doc('[{"id": 1, "category_id": 1, "area": 3}]'))  # the same size
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(p).st_size == st.st_size and os.stat(p).st_mtime_ns == st.st_mtime_ns
+    for read in (segs.to_list, again.to_list):
+        with pytest.raises(InputError, match=f"^{p}: changed since panbench read it; score again"):
+            read()
