@@ -56,7 +56,7 @@ config written beside the checkpoints) and builds EoMT at 320x320; the script sa
     .venv/bin/python scripts/bench_gpu_eval.py [--device cuda|cpu] [--images 200] [--models
         mask2former,maskformer,panoptic_fpn,eomt_s] [--batch-sizes 1 8] [--precisions fp32 bf16] [--compile off on]
         [--passes all raised] [--workers 8] [--budget-s 480] [--input full|small] [--out results/bench_gpu_eval]
-    # the CPU smoke test (its test: 47 s on 2 cores at a load average of 2 to 2.8, about 170 s at 3 to 4.5):
+    # the CPU smoke test (tests/evaluation/test_bench_gpu_eval.py runs it):
     .venv/bin/python scripts/bench_gpu_eval.py --device cpu --images 4 --models mask2former,eomt_s --batch-sizes 1 \\
         --precisions fp32 --compile off
 """
@@ -456,23 +456,26 @@ def mmdet_side(s: Setup, row: Row) -> dict[str, Any]:
     cfg = mmdet_config(s, row)
     MMLogger.get_instance("mmengine").setLevel(logging.WARNING)
     saved = process_state()
-    t = time.perf_counter()
-    with mock.patch("mmengine.runner.runner.get_device", lambda: s.device):  # mmengine's own pick: cuda if any
-        runner = Runner.from_cfg(cfg)
-    build_s = time.perf_counter() - t
-    sync = (lambda: torch.cuda.synchronize()) if s.device.startswith("cuda") else (lambda: None)
-    clock = type("Clock", (_Clock, Hook), {})(sync)
-    runner.register_hook(clock, priority="LOWEST")
-    t = time.perf_counter()
-    out = runner.test()
-    sync()
-    end = time.perf_counter()
+    try:  # mmengine's environment and OpenCV's thread count undone even where the test raises
+        t = time.perf_counter()
+        with mock.patch("mmengine.runner.runner.get_device", lambda: s.device):  # mmengine's own pick: cuda if any
+            runner = Runner.from_cfg(cfg)
+        build_s = time.perf_counter() - t
+        sync = (lambda: torch.cuda.synchronize()) if s.device.startswith("cuda") else (lambda: None)
+        clock = type("Clock", (_Clock, Hook), {})(sync)
+        runner.register_hook(clock, priority="LOWEST")
+        t = time.perf_counter()
+        out = runner.test()
+        sync()
+        end = time.perf_counter()
+        del runner
+    finally:
+        process_state(saved)
     wall = end - clock.t0
     n = len(ref._SEEN["ids"])
     per_class = {c: {k: v[k] for k in ("TP", "FP", "FN")} for c, v in ref._SEEN["stat"].items()}
-    del runner
-    process_state(saved)
-    return {"images_per_s": (n - clock.first) / wall if wall > 0 else None, "timed_images": n - clock.first,
+    timed = n - clock.first  # none where the loop had one iteration: no speed, not 0 images/s
+    return {"images_per_s": timed / wall if wall > 0 and timed > 0 else None, "timed_images": timed,
             "timed_s": wall, "build_s": build_s, "test_s": end - t,
             "metrics": {k: float(out[f"coco_panoptic/{k}"]) for k in METRIC_KEYS}, "per_class": per_class}
 

@@ -3,11 +3,12 @@
 --no-analysis`` and hotcoco's ``PanopticEval`` (at its defaults) on the same set, or ``panbench eval --model all``
 against each of its models run alone (``--eval``).
 
-Each row is a child process timed by ``os.wait4`` (its own largest resident set, ``ru_maxrss``, and its wall time);
-the rows go in turn, ``--rounds`` times, the order turned every other round, and the medians are printed with the
-ratios the targets read (docs/benchmarks.md, "Peak memory of `score`").  Before any ratio, every row's PQ is checked
-equal to panbench's at the defaults (hotcoco's to 1e-9: it sums in float64): a row that scores otherwise stops the
-script with exit 1.
+Each row is a child process timed by ``os.wait4``: its wall time and its largest resident set (``ru_maxrss``: the
+largest single process of it and of the processes it waited for, such as eval's forked inference processes; not
+their sum); the rows go in turn, ``--rounds`` times, the order turned every other round, and the medians are printed
+with their ratios (docs/benchmarks.md, "Peak memory").  Before any ratio of ``score`` rows, every run's PQ is checked
+equal to panbench's at the defaults (hotcoco's to 1e-9: it sums in float64): a row that prints none, or another,
+stops the script with exit 1.  ``eval`` rows print a table, no PQ: their records' numbers are not compared here.
 
     .venv/bin/python scripts/bench_memory.py SET [--rounds 3]      # SET: make_real_set of scripts/pq_bench_data.py
     .venv/bin/python scripts/bench_memory.py --eval [--rounds 3]   # the demo set (panbench data demo) in DIR
@@ -38,16 +39,21 @@ DEMO_MODELS = ("demo-mask2former", "demo-maskformer", "demo-panoptic-fpn")
 
 
 def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """Run ``cmd``: its peak resident set (MiB), wall seconds and standard output; exit 1 where it fails."""
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    out = p.stdout.read().decode() if p.stdout else ""
-    err = p.stderr.read().decode() if p.stderr else ""
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"bench_memory: {' '.join(cmd)} failed:\n{err[-2000:]}")
-    return usage.ru_maxrss / 1024, wall, out
+    """Run ``cmd``: the largest resident set (MiB) of it and the processes it waited for (``ru_maxrss`` of
+    ``os.wait4``: the largest single process, not their sum), wall seconds and standard output; exit 1 where it
+    fails.  Its output goes to files (a pipe it filled would stop it)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+        wall = time.perf_counter() - t
+        out.seek(0)
+        err.seek(0)
+        text, errors = out.read().decode(), err.read().decode()
+    if p.returncode != 0:
+        sys.exit(f"bench_memory: {' '.join(cmd)} failed:\n{errors[-2000:]}")
+    return usage.ru_maxrss / 1024, wall, text
 
 
 def score_rows(s: Path) -> dict[str, list[str]]:
@@ -87,13 +93,16 @@ def run(rows: dict[str, list[str]], rounds: int) -> dict[str, list[tuple[float, 
 
 
 def check_pq(got: dict[str, list[tuple[float, float, float | None]]], reference: str) -> None:
+    """Every run of every row printed a PQ, equal to the reference row's first (hotcoco's to 1e-9: it sums in
+    float64); else exit 1 before any ratio."""
     ref = got[reference][0][2]
     for name, runs in got.items():
         for _, _, pq in runs:
-            if pq is not None and ref is not None and abs(pq - ref) > 1e-9:
+            if pq is None or ref is None:
+                sys.exit(f"bench_memory: {name if pq is None else reference} printed no PQ; no ratio")
+            if abs(pq - ref) > 1e-9:
                 sys.exit(f"bench_memory: {name} scored PQ {pq!r}, panbench {ref!r}: not the same work; no ratio")
-    if ref is not None:
-        print(f"PQ checked: every row that prints one gives {ref:.6f}")
+    print(f"PQ checked: every run of every row gives {ref:.6f}")
 
 
 def report(got: dict[str, list[tuple[float, float, float | None]]], ratios: list[tuple[str, str]]) -> None:

@@ -34,17 +34,20 @@ def test_bench_memory_prints_each_rows_peak_and_the_ratios_after_checking_the_pq
                        timeout=300, cwd=REPO_ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
     out = r.stdout
-    assert "PQ checked: every row that prints one gives 100.000000" in out
+    assert "PQ checked: every run of every row gives 100.000000" in out
     rows = {line.split("  ")[0]: line.split() for line in out.splitlines() if line.startswith(("panbench", "hotcoco"))}
     for name in ("panbench score (defaults)", "panbench score --no-analysis", "hotcoco PanopticEval"):
         assert float(rows[name][-3]) > 10  # a whole Python process's peak, in MiB
     assert out.index("PQ checked") < out.index("panbench score (defaults) / hotcoco PanopticEval: ")
 
 
-def test_a_row_that_scores_otherwise_stops_the_script_before_any_ratio() -> None:
+def test_a_row_that_scores_otherwise_or_prints_no_pq_stops_the_script_before_any_ratio() -> None:
     mod = _module()
     same = {"panbench score (defaults)": [(200.0, 1.0, 47.25)], "hotcoco PanopticEval": [(240.0, 2.0, 47.25)]}
     mod.check_pq(same, "panbench score (defaults)")
     other = {**same, "hotcoco PanopticEval": [(240.0, 2.0, 47.26)]}
     with pytest.raises(SystemExit, match="hotcoco PanopticEval scored PQ 47.26, panbench 47.25: not the same work"):
         mod.check_pq(other, "panbench score (defaults)")
+    silent = {**same, "hotcoco PanopticEval": [(240.0, 2.0, None)]}
+    with pytest.raises(SystemExit, match="hotcoco PanopticEval printed no PQ; no ratio"):
+        mod.check_pq(silent, "panbench score (defaults)")
