@@ -28,7 +28,7 @@ from panbench.pq.sums import PQStats
 
 class PQEvaluator:
     """PQ (with boundary PQ's part where ``boundary``) in a :class:`~panbench.pq.accumulator.PanopticAccumulator`,
-    the per-image results kept as columns where ``keep_images``; a share is ``(position, result)``, or many images'
+    the per-image match columns kept where ``keep_images``; a share is ``(position, result)``, or many images'
     columns with their positions (a resume). Its fields: ``metrics`` and, with ``diagnose``, the ``diagnosis``
     findings its sums show."""
 

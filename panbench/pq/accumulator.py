@@ -1,7 +1,8 @@
 """The one state of a panoptic evaluation, :class:`PanopticAccumulator`: the per-category integer sums
-(:class:`~panbench.pq.sums.PQStats`) and, with ``keep_images``, each image's result as the columns of
-:mod:`panbench.pq.result`, keyed by the image's position (its dataset index for ``eval``, the order of ``update``
-calls for the Python API); images enter one way, :meth:`~PanopticAccumulator.add`, and states combine one way,
+(:class:`~panbench.pq.sums.PQStats`, the semantic confusion added to them as each image enters) and, with
+``keep_images``, each image's match (and boundary PQ's) columns of :mod:`panbench.pq.result` (``kept_columns``: what the
+analyses read), keyed by the image's position (its dataset index for ``eval``, the order of ``update`` calls for the
+Python API); images enter one way, :meth:`~PanopticAccumulator.add`, and states combine one way,
 :meth:`~PanopticAccumulator.merge` (docs/pq-evaluator.md, "What it computes").  numpy only."""
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class PanopticAccumulator:
         return self._chunks
 
     def columns(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """The kept images' positions, ascending, and their results as columns in that order."""
+        """The kept images' positions, ascending, and their match (and boundary PQ's) columns in that order."""
         if not (parts := self._parts()):
             return np.zeros(0, np.int64), kept_columns(results_to_columns([]))
         idx = np.concatenate([i for i, _ in parts])

@@ -333,3 +333,26 @@ def test_score_writes_both_analyses_of_scored_predictions_and_no_analysis_leaves
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "PQ by score threshold: best" in text and "calibration of segment scores: ECE" in text
+
+
+def test_the_calibration_intervals_per_image_sums_are_each_segments_bin_difference_and_its_groups_count() -> None:
+    """``image_bin_sums``' sparse rows against one loop over the segments: per image, a segment adds its
+    ``correct - score`` (in IoU units, each rounded) to its group's bin, and 1 to its group's count."""
+    from panbench.analysis.scores import N_BINS, image_bin_sums, score_bin
+    from panbench.pq.sums import IOU_SCALE
+
+    rng = np.random.default_rng(3)
+    n, n_images = 5000, 40
+    scores = np.concatenate([rng.random(n - 3), [0.0, 1.0, 0.5]])
+    correct = (rng.random(n) < 0.6).astype(np.float64)
+    thing = rng.random(n) < 0.7
+    img = np.sort(rng.integers(0, n_images - 1, n))  # the last image has no segment
+    k = 2 * N_BINS + 2
+    want = np.zeros((n_images, k), np.int64)
+    for s, c, t, i, b in zip(scores, correct, thing, img, score_bin(scores)):
+        want[i, (0 if t else N_BINS) + b] += int(np.rint(c * IOU_SCALE)) - int(np.rint(s * IOU_SCALE))
+        want[i, 2 * N_BINS + (0 if t else 1)] += 1
+    indptr, cols, vals = image_bin_sums(scores, correct, thing, img, n_images)
+    got = np.zeros((n_images, k), np.int64)
+    got[np.repeat(np.arange(n_images), np.diff(indptr)), cols] = vals
+    assert np.array_equal(got, want) and (vals != 0).all() and len(indptr) == n_images + 1
