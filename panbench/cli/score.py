@@ -7,6 +7,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +76,8 @@ def _scored(args: argparse.Namespace) -> int:
                                     ap_source="instances JSON", semantic=False, diagnose=not args.no_diagnosis,
                                     rules=args.rules or (), extra=extra)
     score_folder(evaluators, truth, args.gt_dir, args.pred_json, args.pred_dir, args.procs, args.instances)
-    _return_freed_memory()
-    res, fields = evaluators.evaluate()
+    with _freed_memory_returned():
+        res, fields = evaluators.evaluate()
     aset = fields.pop("analysis", None)
     seconds = time.perf_counter() - t  # the scoring's, without a finding's pass
     if findings := _diagnosis(args, truth, fields.pop("diagnosis", [])):
@@ -160,25 +162,32 @@ def _libc() -> Any:
 
 
 def _reuse_freed_memory() -> None:
-    """glibc's malloc told to keep what this process frees for its next allocations while it scores
-    (docs/pq-evaluator.md, "Parallel paths"); a setting of the whole process until :func:`_return_freed_memory`."""
+    """glibc's malloc told to keep what this process frees for its next allocations (docs/pq-evaluator.md, "Parallel
+    paths"); a setting of the whole process, a Python caller of ``main(["score", ...])`` keeps it, but for the
+    analyses (:func:`_freed_memory_returned`)."""
     if (libc := _libc()) is not None:
         libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
         libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
 
 
-def _return_freed_memory() -> None:
-    """Once the images are scored: blocks of 1 MiB and more the OS's pages again, returned as they are freed (the
-    analyses' large arrays), and, where the process holds more than :data:`TRIM_FREED` freed (the prediction JSON,
-    the scoring's buffers), that memory handed back, so that the peak is what the process holds at once; less is
-    kept for the analyses to reuse, each page handed back being a fault when touched again (docs/pq-evaluator.md,
-    "Parallel paths")."""
+@contextmanager
+def _freed_memory_returned() -> Iterator[None]:
+    """For the analyses, once the images are scored: blocks of 1 MiB and more the OS's pages, returned as they are
+    freed (the analyses' large arrays), and, where the process holds more than :data:`TRIM_FREED` freed (the
+    prediction JSON, the scoring's buffers), that memory handed back first, so that the peak is what the process
+    holds at once; less is kept for the analyses to reuse, each page handed back being a fault when touched again.
+    :func:`_reuse_freed_memory`'s settings again after them (docs/pq-evaluator.md, "Parallel paths")."""
     if (libc := _libc()) is None:
+        yield
         return
     libc.mallopt(M_TRIM_THRESHOLD, 1 << 20)
     libc.mallopt(M_MMAP_THRESHOLD, 1 << 20)
     if _freed_bytes(libc) > TRIM_FREED:
         libc.malloc_trim(0)
+    try:
+        yield
+    finally:
+        _reuse_freed_memory()
 
 
 TRIM_FREED = 32 << 20  # 15 MiB freed after scoring 1000 COCO-size images, 45 MiB after 20,000
