@@ -3,12 +3,13 @@
 --no-analysis`` and hotcoco's ``PanopticEval`` (at its defaults) on the same set, or ``panbench eval --model all``
 against each of its models run alone (``--eval``).
 
-Each row is a child process timed by ``os.wait4``: its wall time and its largest resident set (``ru_maxrss``: the
-largest single process of it and of the processes it waited for, such as eval's forked inference processes; not
-their sum); the rows go in turn, ``--rounds`` times, the order turned every other round, and the medians are printed
-with their ratios (docs/benchmarks.md, "Peak memory").  Before any ratio of ``score`` rows, every run's PQ is checked
-equal to panbench's at the defaults (hotcoco's to 1e-9: it sums in float64): a row that prints none, or another,
-stops the script with exit 1.  ``eval`` rows print a table, no PQ: their records' numbers are not compared here.
+Each row is a child process run by ``bench_pq.measure``: its wall time and its largest resident set (``ru_maxrss``
+of a wrapper's children: the largest single process of the row and of the processes it waited for, such as eval's
+forked inference processes; not their sum); the rows go in turn, ``--rounds`` times, the order turned every other
+round, and the medians are printed with their ratios (docs/benchmarks.md, "Peak memory").  Before any ratio of
+``score`` rows, every run's PQ is checked equal to panbench's at the defaults (hotcoco's to 1e-9: it sums in
+float64): a row that prints none, or another, stops the script with exit 1.  ``eval`` rows print a table, no PQ:
+their records' numbers are not compared here.
 
     .venv/bin/python scripts/bench_memory.py SET [--rounds 3]      # SET: make_real_set of scripts/pq_bench_data.py
     .venv/bin/python scripts/bench_memory.py --eval [--rounds 3]   # the demo set (panbench data demo) in DIR
@@ -17,43 +18,17 @@ stops the script with exit 1.  ``eval`` rows print a table, no PQ: their records
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-PY = sys.executable
-HOTCOCO = """
-import json, sys
-from hotcoco.panoptic import PanopticEval
-gj, gd, pj, pd = sys.argv[1:5]
-ev = PanopticEval(gj, pj, gt_folder=gd, pred_folder=pd)
-ev.evaluate()
-print(json.dumps({'PQ': 100 * ev.stats[0]}))
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_pq import HOTCOCO, PY, last_json, measure  # noqa: E402 - bench_pq's child runner: time and peak RSS
+
 DEMO_MODELS = ("demo-mask2former", "demo-maskformer", "demo-panoptic-fpn")
-
-
-def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """Run ``cmd``: the largest resident set (MiB) of it and the processes it waited for (``ru_maxrss`` of
-    ``os.wait4``: the largest single process, not their sum), wall seconds and standard output; exit 1 where it
-    fails.  Its output goes to files (a pipe it filled would stop it)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
-        _, status, usage = os.wait4(p.pid, 0)
-        p.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
-        wall = time.perf_counter() - t
-        out.seek(0)
-        err.seek(0)
-        text, errors = out.read().decode(), err.read().decode()
-    if p.returncode != 0:
-        sys.exit(f"bench_memory: {' '.join(cmd)} failed:\n{errors[-2000:]}")
-    return usage.ru_maxrss / 1024, wall, text
 
 
 def score_rows(s: Path) -> dict[str, list[str]]:
@@ -75,18 +50,18 @@ def eval_rows(results: Path) -> dict[str, list[str]]:
 def pq_of(out: str) -> float | None:
     """The PQ a row printed (score's and hotcoco's JSON; eval prints a table: None)."""
     try:
-        return float(json.loads(out.strip().splitlines()[-1])["PQ"])
+        return float(last_json(out)["PQ"])
     except (ValueError, KeyError, IndexError):
         return None
 
 
 def run(rows: dict[str, list[str]], rounds: int) -> dict[str, list[tuple[float, float, float | None]]]:
     got: dict[str, list[tuple[float, float, float | None]]] = {name: [] for name in rows}
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1")}
+    env = {"OPENBLAS_NUM_THREADS": "1"}  # as score loads it; hotcoco too
     for r in range(rounds):
         order = list(rows) if r % 2 == 0 else list(reversed(rows))
         for name in order:
-            mib, wall, out = measure(rows[name], env)
+            wall, mib, out = measure(rows[name], env)
             got[name].append((mib, wall, pq_of(out)))
             print(f"round {r + 1}: {name}: {mib:.0f} MiB, {wall:.2f} s", flush=True)
     return got

@@ -67,9 +67,10 @@ def pcg64_state(seed: int) -> bytes:
 
 
 def draw_chunks(n_images: int, n_resamples: int, seed: int, chunk: int) -> Iterator[np.ndarray]:
-    """The rows of :func:`draws`, ``chunk`` resamples at a time (``chunk x N`` int64, read-only, in one reused buffer:
-    use it before the next): one generator's consecutive draws, drawn in C where it was built (without importing
-    numpy.random), else by numpy; the same numbers either way and at any ``chunk``."""
+    """The rows of ``np.random.default_rng(seed).integers(0, n_images, size=(n_resamples, n_images))``, ``chunk``
+    resamples at a time (``chunk x N`` int64, read-only, in one reused buffer: use it before the next): one
+    generator's consecutive draws, drawn in C where it was built (without importing numpy.random), else by numpy;
+    the same numbers either way and at any ``chunk``."""
     gen = _c.generator(pcg64_state(seed)) if _c is not None and 0 < n_images < 2**32 else None
     if gen is None:
         rng = np.random.default_rng(seed)  # consecutive integers() calls continue one stream, as C's draws()
@@ -82,13 +83,6 @@ def draw_chunks(n_images: int, n_resamples: int, seed: int, chunk: int) -> Itera
             _c.draws(gen, n_images, out)
         out.flags.writeable = False
         yield out
-
-
-def draws(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
-    """``R x N`` int64, read-only: ``np.random.default_rng(seed).integers(0, n_images, size=(n_resamples,
-    n_images))``, every draw at once (the bootstrap reads them in chunks: :func:`draw_chunks`)."""
-    return next(draw_chunks(n_images, n_resamples, seed, n_resamples)) if n_resamples else \
-        np.empty((0, n_images), np.int64)
 
 
 def fixed_sums(x: np.ndarray, iou_cols: list[slice]) -> np.ndarray | None:

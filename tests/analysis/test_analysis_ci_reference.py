@@ -141,7 +141,7 @@ def test_the_c_draws_are_numpys_integers_bit_for_bit(seed: int) -> None:
     rejection), odd sizes, and (2000 draws alone) a range where Lemire's rejection is frequent: 3 * 2^30, a quarter
     of the 32-bit draws rejected."""
     for n, rows in ((1, 5), (2, 40), (3, 40), (64, 20), (1000, 30), (4999, 7)):
-        np.testing.assert_array_equal(resample.draws(n, rows, seed),
+        np.testing.assert_array_equal(next(resample.draw_chunks(n, rows, seed, rows)),
                                       np.random.default_rng(seed).integers(0, n, size=(rows, n)))
     for n in (3 * 2**30, 2**32 - 1):  # the largest range C takes: 0..2^32 - 2
         got = np.empty(2000, np.int64)
