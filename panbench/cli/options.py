@@ -74,6 +74,7 @@ class Common:
     corruptions: argparse.ArgumentParser  # --corruptions, --severities: a sweep's corruption cells
     evaluator: argparse.ArgumentParser  # --evaluator (eval, robustness, submit, score)
     rules: argparse.ArgumentParser  # --rules (eval, score)
+    pipeline: argparse.ArgumentParser  # --pipeline: an hf: model's inference (eval, robustness, speed, submit)
     boundary: argparse.ArgumentParser  # --boundary
     strict: argparse.ArgumentParser  # --strict
     diagnosis: argparse.ArgumentParser  # --no-diagnosis
@@ -286,6 +287,10 @@ _GROUPS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "results": _flags(("--results", dict(default="results", help="results folder (default results/)"))),
     "data_root": _flags(("--data-root", dict(help="dataset root (default data/<dataset>, e.g. data/coco)"))),
     "dataset": _dataset, "only_dataset": _only_dataset, "models": _models, "rules": _rules,
+    "pipeline": _flags(("--pipeline", dict(choices=["original", "transformers"], help="hf: models' inference: "
+                                           "the original repository's own pre- and post-processing (default) or "
+                                           "transformers' processor and post_process_panoptic_segmentation "
+                                           "(docs/huggingface.md, \"Pipelines\")"))),
     "checkpoint": _flags(
         ("--checkpoint", dict(action="append", metavar="FILE", help="your own weights instead of the zoo's, one per "
                               "--model in the same order (repeat it for the second model of viz)")),

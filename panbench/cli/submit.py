@@ -16,12 +16,13 @@ from panbench.errors import PanbenchError
 
 SLURM = ("partition", "gpus_per_job", "cpus_per_job", "mem", "time", "qos", "account", "constraint", "max_parallel")
 # eval's options a sweep passes to every cell, as given (the defaults are eval's own)
-FORWARDED = ("--device", "--batch-size", "--workers", "--cpu-procs", "--warmup", "--cache-every", "--amp", "--seed")
+FORWARDED = ("--device", "--batch-size", "--workers", "--cpu-procs", "--warmup", "--cache-every", "--amp", "--seed",
+             "--pipeline")
 FLAGS = ("--no-ap", "--boundary", "--trust-checkpoint")
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
-    p = sub.add_parser("submit", parents=[common.models, common.dataset, common.results, common.data_root,
+    p = sub.add_parser("submit", parents=[common.models, common.pipeline, common.dataset, common.results, common.data_root,
                                           common.image_selection, common.corruptions, common.checkpoint,
                                           common.device, common.run, common.amp, common.seed, common.boundary,
                                           common.evaluator],

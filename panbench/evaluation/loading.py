@@ -26,6 +26,7 @@ class LoadedModel:
     pipeline: Any = None  # image file -> model input: the family's, or `viz --corruption`'s wrapper of it
     named: tuple[str, str] | None = None  # (architecture, backbone) read from an unregistered model's own config
     packages: tuple[str, ...] = ()  # what the model runs on: its family's packages and its backbone's
+    inference: str | None = None  # an hf: model's --pipeline (original or transformers); None: its family's own
 
     def __post_init__(self) -> None:
         if self.pipeline is None:
@@ -58,4 +59,5 @@ def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: 
     if device.split(":")[0] == "cpu":  # a GPU's kernels are the same on every rank: nothing to route or pay for
         layout_free(built.model.module)
     packages = tuple(dict.fromkeys((*spec.family.packages, *built.packages)))
-    return LoadedModel(built.model, built.weights, built.cfg_text, built.cfg_hash, named=built.named, packages=packages)
+    return LoadedModel(built.model, built.weights, built.cfg_text, built.cfg_hash, named=built.named, packages=packages,
+                       inference=built.pipeline)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from panbench.errors import PanbenchError
 from panbench.models.grid import check_grid, parse_grid
+from panbench.models.hf.types import PIPELINE_KEY
 from panbench.models.postprocess import PostProcess
 from panbench.records.provenance import command_line
 
@@ -83,7 +84,8 @@ class EvalOptions:
             postprocess=PostProcess(given("postprocess", pp.name), given("pp_alpha", pp.alpha),
                                     given("pp_beta", pp.beta), given("pp_conf", pp.conf_thr),
                                     given("pp_keep", pp.keep_thr)),
-            cfg_options=parse_cfg_options(given("cfg_options")), limit=args.limit, subset=args.subset,
+            cfg_options=with_pipeline(parse_cfg_options(given("cfg_options")), given("pipeline")),
+            limit=args.limit, subset=args.subset,
             save_predictions=Path(args.save_predictions) if given("save_predictions") else None,
             boundary=given("boundary", cls.boundary), strict=given("strict", cls.strict),
             fusion=given("fusion", cls.fusion), flops_images=given("flops_images", cls.flops_images),
@@ -139,6 +141,17 @@ def parse_cfg_options(items: list[str] | None) -> dict[str, Any] | None:
 INT64_MAX = 2**63 - 1
 
 
+def with_pipeline(cfg_options: dict[str, Any] | None, pipeline: str | None) -> dict[str, Any] | None:
+    """``--cfg-options`` with ``--pipeline`` (an ``hf:`` model's inference) among them; one given twice with two
+    values refused in one line."""
+    if pipeline is None:
+        return cfg_options
+    given = (cfg_options or {}).get(PIPELINE_KEY, pipeline)
+    if given != pipeline:
+        raise PanbenchError(f"--pipeline {pipeline} and --cfg-options {PIPELINE_KEY}={given}: give the pipeline once")
+    return {**(cfg_options or {}), PIPELINE_KEY: pipeline}
+
+
 def _beyond_int64(value: Any) -> int | None:
     """The first integer in ``value`` (a number, or a list, tuple or dict of them) outside int64, else None."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -150,6 +163,10 @@ def _beyond_int64(value: Any) -> int | None:
 def check_models(specs: list[Any], categories: Any, opts: EvalOptions) -> None:
     """Before any model runs: each model takes the options given (its family's ``check_options``), so that
     ``--model all`` does not stop at the fifth model."""
+    if PIPELINE_KEY in (opts.cfg_options or {}):
+        if others := [s.name for s in specs if s.framework != "transformers"]:
+            raise PanbenchError(f"--pipeline applies to hf: models (transformers checkpoints), and {others[0]} runs "
+                                "its own framework's inference; run it in a command without --pipeline")
     for spec in specs:
         spec.family.entry().check_options(spec, categories, opts.cfg_options, opts.postprocess.name)
     if opts.grid:

@@ -51,6 +51,7 @@ def provenance(spec: ModelSpec, lm: LoadedModel, dataset: PanopticDataset, finge
         "command": opts.command,
         "cfg_options": opts.cfg_options,
         "category_names": {str(c): n for c, n in zip(dataset.categories.ids, dataset.categories.names)},
+        **({"pipeline": lm.inference} if lm.inference is not None else {}),  # an hf: model's --pipeline
     }
 
 
@@ -66,6 +67,8 @@ def cache_key_parts(lm: LoadedModel, fingerprint: str, opts: EvalOptions, device
         "boundary": opts.boundary,  # a cache made without boundary PQ lacks its per-image sums
         "ap": opts.ap,  # a cache made with --no-ap lacks the instance predictions
     }
+    if lm.inference is not None:  # also in the config hash; named apart so that the key file shows it
+        parts["pipeline"] = lm.inference
     if opts.strict:  # a cache that scored unlisted ground-truth ids must not serve a --strict run
         parts["strict"] = True
     if opts.corruption is not None:  # only then: a clean run keeps the key it had

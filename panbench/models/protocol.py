@@ -167,6 +167,9 @@ class Built:
     named: tuple[str, str] | None = None  # (architecture, backbone) read from an unregistered model's own config
     # beyond ``Family.packages`` (timm for a DETR with a timm backbone): versions in the record and cache key
     packages: tuple[str, ...] = ()
+    # the inference pipeline of an ``hf:`` model (``original`` or ``transformers``, ``--pipeline``); None: the
+    # family has one (mmdet's own)
+    pipeline: str | None = None
 
 
 class FamilyEntry(Protocol):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from panbench.errors import PanbenchError
-from panbench.models.hf.types import by_architecture, cfg_settings, describe, postprocess_refusal
+from panbench.models.hf.types import by_architecture, cfg_settings, describe, pipeline_of, postprocess_refusal
 from panbench.ops.pairing import install_command
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def config_text(spec: ModelSpec, cfg_options: dict[str, Any] | None, ap: bool) -
     what a separate run of it would), from the model's load in this process."""
     from panbench.models.hf.model import recorded_config
 
-    return recorded_config(str(spec.ref), cfg_settings(spec.name, cfg_options))
+    return recorded_config(str(spec.ref), cfg_settings(spec.name, cfg_options), pipeline_of(spec.name, cfg_options))
 
 
 def grid_kind(spec: ModelSpec) -> str:

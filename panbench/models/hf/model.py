@@ -31,7 +31,8 @@ from panbench.models.amp import autocast_forward, autocast_now, keep_autocast
 from panbench.models.checkpoints import on_local_rank0
 from panbench.models.encoding import INSTANCE_OFFSET, panoptic_to_segments, relabelled
 from panbench.models.grid import Setting
-from panbench.models.hf.types import ModelType, cfg_settings, describe, postprocess_refusal
+from panbench.models.hf import original
+from panbench.models.hf.types import ModelType, cfg_settings, describe, pipeline_of, postprocess_refusal
 from panbench.models.postprocess import PostProcess, merge_queries
 from panbench.models.protocol import Abilities, Built, Weights, timed_calls
 from panbench.ops.pairing import install_command
@@ -105,8 +106,12 @@ class _Fusion:
     def segments(self, outputs: Any, sizes: list[tuple[int, int]], padded: tuple[int, int],
                  targets: list[tuple[int, int]]) -> list[HFSegments | HFMerged]:
         """One output per image: :class:`HFSegments`, or with ``--postprocess`` :class:`HFMerged`."""
-        return [self.one(_one_image(outputs, i, size, padded), target)
+        return [self.one(self.image(outputs, i, size, padded), target)
                 for i, (size, target) in enumerate(zip(sizes, targets))]
+
+    def image(self, outputs: Any, i: int, size: tuple[int, int], padded: tuple[int, int]) -> SimpleNamespace:
+        """Image ``i``'s share of a batch's outputs, as :meth:`one` reads it (:func:`_one_image`)."""
+        return _one_image(outputs, i, size, padded)
 
     def one(self, one: SimpleNamespace, target: tuple[int, int], settings: dict[str, float] | None = None,
             postprocess: PostProcess | None = None) -> HFSegments | HFMerged:
@@ -121,6 +126,43 @@ class _Fusion:
             return HFMerged(pan, scores)
         r = self.post(one, target_sizes=[target], **self.stuff, **settings)[0]
         return HFSegments(r["segmentation"], r["segments_info"])
+
+
+class _OriginalFusion(_Fusion):
+    """The original's post-processing (``--pipeline original``, :mod:`.original`): its mask upsampling, crop and
+    resize, and its fusion, on the model's device; ``--postprocess maskwise|argmax`` as under transformers'."""
+
+    def __init__(self, protocol: original.Protocol, mtype: ModelType, post: Callable, settings: dict,
+                 order: list[int], n_things: int, fuse: set[int], n_hf: int) -> None:
+        super().__init__(mtype, post, settings, order, n_things, fuse, n_hf)
+        self.protocol = protocol
+        # per model label: a thing (a label mapped to no category, DETR's N/A, is one as in DETR's is_thing_map)
+        self.is_thing = [self.label_of[h] < n_things if h in self.label_of else True for h in range(n_hf)]
+
+    def image(self, outputs: Any, i: int, size: tuple[int, int], padded: tuple[int, int]) -> SimpleNamespace:
+        """Image ``i``'s outputs uncropped (the originals upsample the padded batch's masks), with its resized
+        ``size`` and the batch's ``padded`` size."""
+        one = _one_image(outputs, i, padded, padded)
+        one.size, one.padded = size, padded
+        return one
+
+    def one(self, one: SimpleNamespace, target: tuple[int, int], settings: dict[str, float] | None = None,
+            postprocess: PostProcess | None = None) -> HFSegments | HFMerged:
+        settings = self.settings if settings is None else settings
+        pp = self.postprocess if postprocess is None else postprocess
+        if pp is not None and pp.name != "default" and self.columns is not None:
+            cropped = _one_image(vars(one), 0, one.size, one.padded)
+            return super().one(cropped, target, settings, postprocess)
+        p = self.protocol
+        if p.fusion == "detr":
+            seg = original.detr_fusion(one.logits[0], one.pred_masks[0], one.size, target, self.is_thing,
+                                       settings["threshold"])
+        else:
+            seg = original.query_fusion(one.class_queries_logits[0], one.masks_queries_logits[0], one.padded,
+                                        one.size, target, self.is_thing, settings["threshold"],
+                                        settings["overlap_mask_area_threshold"], own_mask=p.fusion == "own_mask",
+                                        mask_threshold=settings["mask_threshold"])
+        return HFSegments(seg.id_map, seg.info)
 
 
 def to_panbench_segments(seg: torch.Tensor, info: list[dict[str, Any]], label_of: dict[int, int],
@@ -168,6 +210,9 @@ class HFPanoptic(Abilities, torch.nn.Module):
                  label2cat: list[int], where: str = "hf model") -> None:
         super().__init__()
         self.model, self.processor, self.mtype = model, processor, mtype  # mtype: its model type's description
+        # --pipeline original: the original's pre- and post-processing (:mod:`.original`); None: transformers'
+        self.protocol = fusion.protocol if isinstance(fusion, _OriginalFusion) else None
+        self.task_tokens: torch.Tensor | None = None  # OneFormer's "panoptic" task, as its processor tokenises it
         self.fusion = fusion
         self.names, self.label2cat, self.where = names, label2cat, where
         self.instance_source: str | None = None  # INSTANCE_SOURCE once enable_instances() turned AP on
@@ -182,6 +227,8 @@ class HFPanoptic(Abilities, torch.nn.Module):
         """Image file -> the processor's tensors for it (run in the DataLoader workers) and its size."""
         from PIL import Image
 
+        if self.protocol is not None:
+            return self._original_inputs(item)
         if "img" in item:  # an RGB array decoded (and corrupted) before the pipeline (panbench.robustness)
             img = Image.fromarray(item["img"])
         else:
@@ -195,12 +242,27 @@ class HFPanoptic(Abilities, torch.nn.Module):
         out["height"], out["width"] = img.height, img.width
         return out
 
+    def _original_inputs(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The original's pre-processing of an image file (or of ``img``, a decoded RGB array): its network input,
+        resized size and original size."""
+        assert self.protocol is not None
+        rgb = item["img"] if "img" in item else original.read_rgb(item["img_path"], self.protocol.exif)
+        x, size = original.preprocess(self.protocol, rgb)
+        out: dict[str, Any] = {"pixel_values": x, "input_hw": torch.tensor(size), "height": int(rgb.shape[0]),
+                               "width": int(rgb.shape[1])}
+        if self.task_tokens is not None:
+            out["task_inputs"] = self.task_tokens
+        return out
+
     def pipeline_with(self, item: dict[str, Any], image_step: Callable[[np.ndarray], np.ndarray]) -> dict[str, Any]:
         """:meth:`pipeline` of the decoded RGB image after ``image_step``."""
         from PIL import Image
 
-        with Image.open(item["img_path"]) as im:
-            rgb = np.asarray(im.convert("RGB"))
+        if self.protocol is not None:
+            rgb = original.read_rgb(item["img_path"], self.protocol.exif)
+        else:
+            with Image.open(item["img_path"]) as im:
+                rgb = np.asarray(im.convert("RGB"))
         return self.pipeline({**item, "img": image_step(rgb)})
 
     def input_hw(self, item: dict[str, Any]) -> tuple[int, int]:
@@ -218,16 +280,22 @@ class HFPanoptic(Abilities, torch.nn.Module):
 
     def _step(self, batch: list[dict[str, Any]]) -> list[Any]:
         pv = [b["pixel_values"] for b in batch]
-        sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in pv]
-        h, w = max(s[0] for s in sizes), max(s[1] for s in sizes)
+        shapes = [(int(t.shape[-2]), int(t.shape[-1])) for t in pv]
+        if self.protocol is not None:  # the original's padding (ImageList, NestedTensor; EoMT's square)
+            h, w = original.padded_size(self.protocol, shapes)
+            sizes = [(int(b["input_hw"][0]), int(b["input_hw"][1])) for b in batch]
+        else:
+            h, w = max(s[0] for s in shapes), max(s[1] for s in shapes)
+            sizes = shapes
         dev = next(self.model.parameters()).device
         pixels = pv[0].new_zeros((len(pv), pv[0].shape[0], h, w))
         mask = torch.zeros((len(pv), h, w), dtype=torch.int64)
-        for k, (t, (th, tw)) in enumerate(zip(pv, sizes)):
+        for k, (t, (th, tw)) in enumerate(zip(pv, shapes)):
             pixels[k, :, :th, :tw] = t
             mask[k, :th, :tw] = batch[k]["pixel_mask"] if "pixel_mask" in batch[0] else 1
         inputs = {"pixel_values": pixels.to(dev)}
-        if self.mtype.pixel_mask:  # EoMT takes none: its inputs are padded squares
+        # EoMT takes none (its inputs are padded squares); the originals give one to DETR only
+        if self.mtype.pixel_mask if self.protocol is None else self.protocol.pixel_mask:
             inputs["pixel_mask"] = mask.to(dev)
         if "task_inputs" in batch[0]:
             inputs["task_inputs"] = torch.stack([b["task_inputs"] for b in batch]).to(dev)
@@ -306,7 +374,7 @@ class HFPanoptic(Abilities, torch.nn.Module):
         """One batch's outputs (``pending``) under each setting in turn."""
         outputs, sizes, padded, targets = pending.args
         with pending.under():
-            images = [_one_image(outputs, i, size, padded) for i, size in enumerate(sizes)]
+            images = [self.fusion.image(outputs, i, size, padded) for i, size in enumerate(sizes)]
         keep = self.instance_source is not None  # AP and mIoU read the network's outputs: the same for every setting
         shared: list[dict[str, Any]] = [{} for _ in images]
         for st in settings:
@@ -567,29 +635,44 @@ def load_hf_model(ref: str, categories: Any, device: str, any_rank: Callable[[bo
     isthing = dict(zip(categories.ids, categories.isthing))
     fuse = {h for h, c in zip(order, label2cat) if not isthing[c]}
     settings = {**mtype.settings, **cfg_settings(where, cfg_options)}
+    pipeline = pipeline_of(where, cfg_options)
     image_processor = getattr(processor, "image_processor", processor)
-    fusion = _Fusion(mtype, image_processor.post_process_panoptic_segmentation, settings, order,
-                     sum(bool(isthing[c]) for c in label2cat), fuse, len(cfg.id2label))
+    args = (mtype, image_processor.post_process_panoptic_segmentation, settings, order,
+            sum(bool(isthing[c]) for c in label2cat), fuse, len(cfg.id2label))
+    own = original.protocol_for(cfg.model_type, image_processor)  # the original's inference of this checkpoint
+    protocol = own if pipeline == "original" else None
+    fusion = _Fusion(*args) if protocol is None else _OriginalFusion(protocol, *args)
     names = [cfg.id2label[h] for h in order]
     module = HFPanoptic(model, processor, mtype, fusion, names, label2cat, where).to(device)
+    if protocol is not None and mtype.task_prompt:  # OneFormer's task, tokenised by its processor once
+        from PIL import Image
+
+        tokens = processor(images=Image.new("RGB", (32, 32)), task_inputs=["panoptic"], return_tensors="pt")
+        module.task_tokens = tokens["task_inputs"][0]
     # the resolved configuration the run records (its sha256 is the config hash)
     meta = {k: v for k, v in cfg.to_dict().items() if k not in ("_name_or_path", "transformers_version")}
     _RECORDED[ref] = {"framework": "transformers", "model_type": cfg.model_type, "model_class": type(model).__name__,
                       "processor_class": type(image_processor).__name__, "config": meta,
                       "processor": image_processor.to_dict(), "label_ids_to_fuse": sorted(fuse),
                       "skipped_labels": skipped, "transformers": transformers.__version__}
-    return Built(module, Weights(d, digest(d), hub_id), *recorded_config(ref, settings),
-                 named=(mtype.architecture, backbone_name(cfg) or mtype.backbone), packages=backbone_packages(cfg))
+    _RECORDED[ref]["original"] = own.describe()  # in the config text of a run under it
+    return Built(module, Weights(d, digest(d), hub_id), *recorded_config(ref, settings, pipeline),
+                 named=(mtype.architecture, backbone_name(cfg) or mtype.backbone), packages=backbone_packages(cfg),
+                 pipeline=pipeline)
 
 
-def recorded_config(ref: str, settings: dict[str, float]) -> tuple[str, str]:
+def recorded_config(ref: str, settings: dict[str, float], pipeline: str) -> tuple[str, str]:
     """The configuration text a run of ``hf:<ref>`` (loaded in this process) records with post-processing
-    ``settings`` (over its type's own), and its sha256's first 16 hex digits (the config hash)."""
+    ``settings`` (over its type's own) and ``pipeline``, and its sha256's first 16 hex digits (the config hash)."""
     if ref not in _RECORDED:
         raise PanbenchError(f"hf:{ref}: its configuration is read as it loads; load the model first")
-    described = _RECORDED[ref]
-    own = describe(described["model_type"], f"hf:{ref}").settings
-    text = json.dumps({**described, "postprocess": {**own, **settings}}, sort_keys=True, indent=1, default=str)
+    described = dict(_RECORDED[ref])
+    mtype = described["model_type"]
+    own = describe(mtype, f"hf:{ref}").settings
+    if pipeline != "original":
+        described.pop("original", None)
+    text = json.dumps({**described, "pipeline": pipeline, "postprocess": {**own, **settings}}, sort_keys=True,
+                      indent=1, default=str)
     return text, hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

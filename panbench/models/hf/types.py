@@ -111,14 +111,29 @@ def cfg_settings(where: str, cfg_options: dict[str, Any] | None) -> dict[str, fl
     value refused in one line."""
     keys = {k.name: k for k in GRID_KEYS["hf"]}
     out: dict[str, float] = {}
+    pipeline_of(where, cfg_options)
     for key, value in (cfg_options or {}).items():
+        if key == PIPELINE_KEY:
+            continue
         if key not in keys:
             raise InputError(f"{where}: --cfg-options {key}: a transformers model (hf:) takes only its "
-                             f"post-processing's {', '.join(keys)}; leave the others out")
+                             f"post-processing's {', '.join(keys)} (and {PIPELINE_KEY}); leave the others out")
         if (want := keys[key].check(value)) is not None:
             raise InputError(f"{where}: --cfg-options {key}={value}: must be {want}")
         out[key] = float(value)
     return out
+
+
+PIPELINE_KEY = "pipeline"  # --pipeline, carried in an hf: model's --cfg-options (its config text and cache key)
+PIPELINES = ("original", "transformers")  # the originals' own inference (the default), transformers' stock one
+
+
+def pipeline_of(where: str, cfg_options: dict[str, Any] | None) -> str:
+    """The pipeline asked for in ``cfg_options`` (``--pipeline``), else ``original``; another value refused."""
+    value = (cfg_options or {}).get(PIPELINE_KEY, PIPELINES[0])
+    if value not in PIPELINES:
+        raise InputError(f"{where}: --pipeline {value}: must be one of {', '.join(PIPELINES)}")
+    return str(value)
 
 
 def postprocess_refusal(where: str, postprocess: str, name: str, mtype: ModelType) -> str | None:

@@ -1,0 +1,291 @@
+"""The originals' own test-time inference for transformers checkpoints (``--pipeline original``, docs/huggingface.md
+"Pipelines"): each model type's pre-processing (resize, normalisation, padding) and post-processing (mask upsampling,
+crop, resize, fusion) as its original repository runs it, around transformers' network.
+
+- Mask2Former (facebookresearch/Mask2Former 9b0651c ``mask2former/maskformer_model.py``), MaskFormer
+  (facebookresearch/MaskFormer da3e60d ``mask_former/mask_former_model.py``), OneFormer (SHI-Labs/OneFormer 4962ef6
+  ``oneformer/oneformer_model.py``): detectron2's ``ResizeShortestEdge(800, 1333)`` (a PIL bilinear resize of the
+  uint8 image, EXIF orientation applied as ``read_image`` does), ``(x - mean) / std`` on the 0-255 scale,
+  ``ImageList.from_tensors`` (zero padding to the batch's largest image, then to the size divisibility); mask
+  logits upsampled to the padded input, cropped to the image, resized to the original size
+  (``sem_seg_postprocess``), then ``panoptic_inference``.
+- DETR (facebookresearch/detr 29901c5 ``datasets/transforms.py``, ``models/segmentation.py``): ``RandomResize([800],
+  max_size=1333)``, ``ToTensor``, ``Normalize``, zero padding to the batch's largest image (``NestedTensor``) with a
+  pixel mask; ``PostProcessPanoptic``.
+- EoMT (tue-mps/eomt 7bd19dd ``training/lightning_module.py``): the long side resized to the square input size (PIL
+  bilinear, sizes rounded), zero padding of the uint8 image to the square, ``x / 255`` then ``(x - mean) / std``; mask
+  logits upsampled to the square, cropped, resized; ``to_per_pixel_preds_panoptic``.
+
+Checked against the originals' own code, run on the same network outputs and images (tests/models/test_original.py,
+``make test-vision``).  Each function here is one step; :class:`Protocol` says which a model type runs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+_D2 = "detectron2 ResizeShortestEdge + ImageList.from_tensors"
+SOURCES = {
+    "mask2former": "facebookresearch/Mask2Former@9b0651c mask2former/maskformer_model.py (MaskFormer.forward)",
+    "maskformer": "facebookresearch/MaskFormer@da3e60d mask_former/mask_former_model.py (MaskFormer.forward)",
+    "oneformer": "SHI-Labs/OneFormer@4962ef6 oneformer/oneformer_model.py (OneFormer.forward)",
+    "detr": "facebookresearch/detr@29901c5 datasets/transforms.py, models/segmentation.py (PostProcessPanoptic)",
+    "eomt": "tue-mps/eomt@7bd19dd training/lightning_module.py, training/mask_classification_panoptic.py",
+}
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One original's test-time inference: ``resize`` (``shortest_edge``: detectron2's; ``detr``: DETR's;
+    ``long_side``: EoMT's, to ``long`` x ``long``), ``divisor`` (padding of the batch to a multiple; 0: none),
+    ``scale`` (255.0: the mean and std are on the 0-255 scale; 1.0: the image is divided by 255 first),
+    ``fusion`` (``own_mask``: a query keeps only its won pixels where its own mask is >= 0.5, Mask2Former's,
+    OneFormer's and EoMT's; ``won``: every won pixel, MaskFormer's; ``detr``: PostProcessPanoptic's)."""
+
+    model_type: str
+    resize: str
+    short: int
+    long: int
+    divisor: int
+    scale: float
+    fusion: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    exif: bool = True  # detectron2's read_image applies the EXIF orientation; DETR's and EoMT's loaders do not
+    pixel_mask: bool = False  # the network is given the padded batch's pixel mask (DETR's NestedTensor)
+
+    @property
+    def source(self) -> str:
+        return SOURCES["eomt" if self.model_type.startswith("eomt") else self.model_type]
+
+    def describe(self) -> str:
+        """One line: the input size and padding, and the fusion (docs/huggingface.md)."""
+        size = {"shortest_edge": f"shortest edge {self.short}, longest at most {self.long}",
+                "detr": f"shortest edge {self.short}, longest at most {self.long} (DETR's rounding)",
+                "long_side": f"long side {self.long}, zero-padded to {self.long}x{self.long}"}[self.resize]
+        pad = f", padded to a multiple of {self.divisor}" if self.divisor > 1 else ""
+        return f"{size}{pad}; fusion {self.fusion}; {self.source}"
+
+
+def protocol_for(model_type: str, processor: Any) -> Protocol:
+    """The original inference of ``model_type``, with the mean and std of its checkpoint's processor (the originals'
+    configs hold the same ImageNet values: detectron2's on the 0-255 scale) and EoMT's square size from it."""
+    mean = tuple(float(m) for m in getattr(processor, "image_mean", (0.485, 0.456, 0.406)))
+    std = tuple(float(s) for s in getattr(processor, "image_std", (0.229, 0.224, 0.225)))
+    d2_mean = tuple(round(m * 255, 3) for m in mean)  # 0.485 -> 123.675: detectron2's PIXEL_MEAN
+    d2_std = tuple(round(s * 255, 3) for s in std)
+    if model_type in ("mask2former", "oneformer"):
+        return Protocol(model_type, "shortest_edge", 800, 1333, 32, 255.0, "own_mask", d2_mean, d2_std)  # type: ignore[arg-type]
+    if model_type == "maskformer":  # its COCO configs: SIZE_DIVISIBILITY 0 ("COCO model should not pad image")
+        return Protocol(model_type, "shortest_edge", 800, 1333, 0, 255.0, "won", d2_mean, d2_std)  # type: ignore[arg-type]
+    if model_type == "detr":
+        return Protocol(model_type, "detr", 800, 1333, 0, 1.0, "detr", mean, std, exif=False,  # type: ignore[arg-type]
+                        pixel_mask=True)
+    if model_type in ("eomt", "eomt_dinov3"):
+        size = getattr(processor, "size", None) or {}
+        side = int(size.get("longest_edge") or size.get("shortest_edge") or 640)
+        return Protocol(model_type, "long_side", side, side, 0, 1.0, "own_mask", mean, std, exif=False)  # type: ignore[arg-type]
+    raise ValueError(f"no original inference known for model type {model_type!r}")
+
+
+# --- pre-processing -------------------------------------------------------------------------------------------
+
+
+def read_rgb(path: str, exif: bool) -> np.ndarray:
+    """An image file as an HxWx3 uint8 RGB array; ``exif``: turned by its EXIF orientation as detectron2's
+    ``read_image`` turns it."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if exif:
+            im = _exif_oriented(im)
+        return np.asarray(im.convert("RGB"))
+
+
+def _exif_oriented(im: Any) -> Any:
+    from PIL import Image
+
+    try:
+        orientation = im.getexif().get(0x0112)
+    except Exception:  # detectron2 reads no orientation from an image without (valid) EXIF
+        return im
+    method = {2: Image.FLIP_LEFT_RIGHT, 3: Image.ROTATE_180, 4: Image.FLIP_TOP_BOTTOM, 5: Image.TRANSPOSE,
+              6: Image.ROTATE_270, 7: Image.TRANSVERSE, 8: Image.ROTATE_90}.get(orientation)
+    return im.transpose(method) if method is not None else im
+
+
+def input_size(p: Protocol, h: int, w: int) -> tuple[int, int]:
+    """The resized (unpadded) input size of an ``h`` x ``w`` image."""
+    if p.resize == "shortest_edge":  # detectron2 ResizeShortestEdge.get_output_shape
+        size = p.short * 1.0
+        scale = size / min(h, w)
+        newh, neww = (size, scale * w) if h < w else (scale * h, size)
+        if max(newh, neww) > p.long:
+            scale = p.long * 1.0 / max(newh, neww)
+            newh, neww = newh * scale, neww * scale
+        return int(newh + 0.5), int(neww + 0.5)
+    if p.resize == "detr":  # detr datasets/transforms.py get_size_with_aspect_ratio
+        size = p.short
+        lo, hi = float(min(w, h)), float(max(w, h))
+        if hi / lo * size > p.long:
+            size = int(round(p.long * lo / hi))
+        if (w <= h and w == size) or (h <= w and h == size):
+            return h, w
+        return (int(size * h / w), size) if w < h else (size, int(size * w / h))
+    factor = min(p.long / h, p.long / w)  # EoMT scale_img_size_instance_panoptic
+    return round(h * factor), round(w * factor)
+
+
+def preprocess(p: Protocol, rgb: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
+    """An HxWx3 uint8 RGB image -> (the network's input for it, normalised, float32, CxHxW; EoMT's: the padded
+    square), its resized size before padding."""
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    nh, nw = input_size(p, h, w)
+    img = rgb if (nh, nw) == (h, w) and p.resize != "long_side" else \
+        np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.BILINEAR))
+    x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+    if p.resize == "long_side":  # EoMT pads the uint8 image to its square, then divides by 255
+        x = F.pad(x, [0, max(0, p.long - nw), 0, max(0, p.long - nh)])
+    mean = torch.tensor(p.mean, dtype=torch.float32).view(-1, 1, 1)
+    std = torch.tensor(p.std, dtype=torch.float32).view(-1, 1, 1)
+    if p.scale == 255.0:  # detectron2: (x - PIXEL_MEAN) / PIXEL_STD on the uint8 image
+        return (x - mean) / std, (nh, nw)
+    return (x.to(torch.float32) / 255.0 - mean) / std, (nh, nw)  # ToTensor, Normalize / EoMT's forward
+
+
+def padded_size(p: Protocol, sizes: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """The batch's padded input size: the largest image, up to a multiple of the divisor (``ImageList``)."""
+    h, w = max(s[0] for s in sizes), max(s[1] for s in sizes)
+    if p.divisor > 1:
+        h, w = math.ceil(h / p.divisor) * p.divisor, math.ceil(w / p.divisor) * p.divisor
+    return h, w
+
+
+# --- post-processing ------------------------------------------------------------------------------------------
+
+
+def image_masks(logits: torch.Tensor, padded: tuple[int, int], size: tuple[int, int],
+                target: tuple[int, int]) -> torch.Tensor:
+    """Mask logits [Q, h, w] of one image in a padded batch -> [Q, H, W] at the image's original size: upsampled to
+    the padded input, cropped to the image's resized region, resized to ``target`` (bilinear, as the originals'
+    ``F.interpolate`` and ``sem_seg_postprocess``).  Interpolation is per query: pass only the queries kept."""
+    x = F.interpolate(logits[None], size=padded, mode="bilinear", align_corners=False)
+    x = x[:, :, : size[0], : size[1]]
+    return F.interpolate(x, size=target, mode="bilinear", align_corners=False)[0]
+
+
+@dataclass(frozen=True)
+class Segments:
+    """One image's panoptic output in the original's own form: an int32 id map and its segments (``id``,
+    ``label_id``: the model's label, ``isthing``, ``score``; DETR's also ``area``).  Mask2Former's, MaskFormer's,
+    OneFormer's and EoMT's ids count from 1 (0: VOID); DETR's from 0, every pixel an id, VOID where its id is not
+    listed."""
+
+    id_map: torch.Tensor
+    info: list[dict[str, Any]]
+
+
+def query_fusion(class_logits: torch.Tensor, mask_logits: torch.Tensor, padded: tuple[int, int],
+                 size: tuple[int, int], target: tuple[int, int], is_thing: Sequence[bool], threshold: float,
+                 overlap: float, own_mask: bool, mask_threshold: float = 0.5) -> Segments:
+    """``panoptic_inference`` of Mask2Former and OneFormer (``own_mask``), MaskFormer (not), and EoMT's
+    ``to_per_pixel_preds_panoptic`` (as Mask2Former's, its segment ids counted from 1): queries whose class is not
+    no-object and whose score is above ``threshold``; the argmax of score x mask probability; a query whose won area
+    over its own mask's area (mask >= ``mask_threshold``) is below ``overlap`` is dropped; stuff queries of one class
+    share one segment.  ``class_logits`` [Q, K+1], ``mask_logits`` [Q, h, w] of the padded batch."""
+    scores, labels = F.softmax(class_logits.float(), dim=-1).max(-1)
+    keep = labels.ne(class_logits.shape[-1] - 1) & (scores > threshold)
+    kept = keep.nonzero().flatten()
+    id_map = torch.zeros(target, dtype=torch.int32, device=mask_logits.device)
+    if kept.numel() == 0:
+        return Segments(id_map, [])
+    masks = image_masks(mask_logits[kept].float(), padded, size, target).sigmoid()
+    cur_scores, cur_labels = scores[kept], labels[kept]
+    ids = (cur_scores.view(-1, 1, 1) * masks).argmax(0)  # the first of equal maxima, as the originals' argmax
+    n = kept.numel()
+    own = masks >= mask_threshold
+    won_area = torch.bincount(ids.flatten(), minlength=n)
+    own_area = own.flatten(1).sum(1)
+    at_own = own.gather(0, ids[None])[0]  # the winner's own mask at each pixel
+    final_area = torch.bincount(ids[at_own], minlength=n) if own_mask else won_area
+    table = torch.zeros(n + 1, dtype=torch.int32, device=ids.device)
+    info: list[dict[str, Any]] = []
+    stuff: dict[int, dict[str, Any]] = {}
+    for k, (label, won, orig, final, score) in enumerate(zip(cur_labels.tolist(), won_area.tolist(),
+                                                             own_area.tolist(), final_area.tolist(),
+                                                             cur_scores.tolist())):
+        if not (won > 0 and orig > 0 and final > 0) or won / orig < overlap:
+            continue
+        if not is_thing[label]:
+            if label in stuff:
+                table[k] = stuff[label]["id"]
+                stuff[label]["score"] = max(stuff[label]["score"], score)
+                continue
+        info.append({"id": len(info) + 1, "label_id": label, "isthing": bool(is_thing[label]), "score": score})
+        table[k] = len(info)
+        if not is_thing[label]:
+            stuff[label] = info[-1]
+    id_map = table[ids]
+    if own_mask:
+        id_map = torch.where(at_own, id_map, 0)
+    return Segments(id_map.to(torch.int32), info)
+
+
+def detr_fusion(logits: torch.Tensor, masks: torch.Tensor, size: tuple[int, int], target: tuple[int, int],
+                is_thing: Sequence[bool], threshold: float) -> Segments:
+    """DETR's ``PostProcessPanoptic`` for one image: queries not no-object above ``threshold``; their mask logits
+    resized to the image's processed ``size`` (the padded batch's masks, uncropped, as DETR does); the argmax over
+    queries; stuff queries of one class merged; the id map resized NEAREST to ``target``; queries of 4 pixels or
+    fewer dropped and the argmax taken again until none is.  Ids are query positions among those kept (from 0)."""
+    from PIL import Image
+
+    probs = logits.float().softmax(-1)
+    scores, labels = probs.max(-1)
+    keep = labels.ne(logits.shape[-1] - 1) & (scores > threshold)
+    cur_scores, cur_labels = scores[keep], labels[keep]
+    cur = F.interpolate(masks[keep].float()[:, None], size, mode="bilinear").squeeze(1) if keep.any() else \
+        masks.new_zeros((0, *size), dtype=torch.float32)
+    h, w = size
+    th, tw = target
+    equiv: dict[int, list[int]] = {}
+    for k, label in enumerate(cur_labels.tolist()):
+        if not is_thing[label]:
+            equiv.setdefault(label, []).append(k)
+
+    def ids_area(m: torch.Tensor, n: int, dedup: bool) -> tuple[list[int], np.ndarray]:
+        if m.shape[0] == 0:
+            m_id = torch.zeros((h, w), dtype=torch.long, device=m.device)
+        else:
+            m_id = m.flatten(1).transpose(0, 1).softmax(-1).argmax(-1).view(h, w)  # DETR's, softmax and all
+        if dedup:
+            for group in equiv.values():
+                if len(group) > 1:
+                    for k in group:
+                        m_id.masked_fill_(m_id.eq(k), group[0])
+        small = m_id.to(torch.int32).cpu().numpy()
+        # DETR resizes the RGB image of the ids NEAREST: per pixel, one source pixel's id
+        rgb = np.stack([small % 256, small // 256 % 256, small // 65536 % 256], -1).astype(np.uint8)
+        big = np.asarray(Image.fromarray(rgb).resize((tw, th), Image.NEAREST)).astype(np.int32)
+        seg = big[..., 0] + 256 * big[..., 1] + 65536 * big[..., 2]
+        area = np.bincount(seg.ravel(), minlength=n)[:n].tolist() if n else []
+        return area, seg
+
+    area, seg = ids_area(cur, len(cur_scores), dedup=True)
+    if cur_labels.numel() > 0:
+        while True:
+            small = torch.as_tensor([a <= 4 for a in area], dtype=torch.bool)
+            if not small.any():
+                break
+            cur_scores, cur_labels, cur = cur_scores[~small], cur_labels[~small], cur[~small.to(cur.device)]
+            area, seg = ids_area(cur, len(cur_scores), dedup=False)
+    info = [{"id": i, "label_id": int(label), "isthing": bool(is_thing[int(label)]), "area": int(a),
+             "score": float(s)} for i, (a, label, s) in enumerate(zip(area, cur_labels.tolist(), cur_scores.tolist()))]
+    return Segments(torch.from_numpy(seg.astype(np.int32)), info)
