@@ -28,7 +28,8 @@ MASKWISE_OPTIONS = {"--pp-alpha": ("alpha", non_negative_float, "exponent of the
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     others = [name for name in DATASETS if name != "coco"]
-    p = sub.add_parser("eval", parents=[common.models, common.pipeline, common.dataset, common.results, common.data_root,
+    p = sub.add_parser("eval", parents=[common.models, common.pipeline, common.dataset,
+                       common.results, common.data_root,
                                         common.image_selection, common.checkpoint, common.device, common.run,
                                         common.evaluator, common.amp, common.seed, common.progress, common.corruption,
                                         common.boundary, common.strict, common.per_image, common.diagnosis,

@@ -19,7 +19,8 @@ from panbench.reporting.formats import writer
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
-    p = sub.add_parser("robustness", parents=[common.models, common.pipeline, common.dataset, common.results, common.data_root,
+    p = sub.add_parser("robustness", parents=[common.models, common.pipeline, common.dataset,
+                       common.results, common.data_root,
                                               common.image_selection, common.checkpoint, common.device, common.run,
                                               common.evaluator, common.amp, common.seed, common.progress, common.format,
                                               common.corruptions, common.figures],

@@ -15,7 +15,8 @@ from panbench.records.speed import write_speed_record
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
-    p = sub.add_parser("speed", parents=[common.models, common.pipeline, common.dataset, common.results, common.data_root,
+    p = sub.add_parser("speed", parents=[common.models, common.pipeline, common.dataset,
+                       common.results, common.data_root,
                                          common.image_selection, common.device, common.amp, common.seed],
                        help="FPS by MMDetection's benchmark protocol (warm-up, batch 1, synchronized forward)",
                        description="Measure each model's FPS as MMDetection's tools/analysis_tools/benchmark.py "

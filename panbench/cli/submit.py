@@ -22,7 +22,8 @@ FLAGS = ("--no-ap", "--boundary", "--trust-checkpoint")
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
-    p = sub.add_parser("submit", parents=[common.models, common.pipeline, common.dataset, common.results, common.data_root,
+    p = sub.add_parser("submit", parents=[common.models, common.pipeline, common.dataset,
+                       common.results, common.data_root,
                                           common.image_selection, common.corruptions, common.checkpoint,
                                           common.device, common.run, common.amp, common.seed, common.boundary,
                                           common.evaluator],

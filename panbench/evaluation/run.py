@@ -270,6 +270,8 @@ class Run:
             fields["diagnosis"] = [f.to_json() for f in found]
         own = record_fields.own_weights(spec, opts.checkpoint, lm.weights.sha256)
         coco = self.compares_published(opts, lm)
+        # the published numbers' own inference (an hf: model's pipeline), else no difference
+        same_pipeline = spec.published_pipeline is None or spec.published_pipeline == lm.inference
 
         results = opts.results_dir if self.rank == 0 else None  # rank 0 writes it
         # provenance.predictions: the JSON and the PNG folder written
@@ -283,8 +285,9 @@ class Run:
             postprocess=opts.postprocess.label(), fusion=part.fusion,
             published=spec.published if coco else {},
             delta_to_published=record_fields.delta(record_fields.under_rules(res, fields, spec.published_rules),
-                                                   spec.published) if coco else {},
+                                                   spec.published) if coco and same_pipeline else {},
             published_rules=spec.published_rules if coco else None,
+            published_pipeline=spec.published_pipeline if coco else None,
             published_source=(record_fields.published_source(spec) if coco else
                               record_fields.OWN_WEIGHTS if own else None),
             params=count_parameters(lm.model), flops=part.flops, device=part.speed_device, world_size=self.world,

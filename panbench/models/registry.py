@@ -40,6 +40,9 @@ class ModelSpec:
     # the PQ rules ``published`` was computed under (panbench.pq.rule_names.RULES: "panopticapi" for the MMDetection
     # zoo and detectron2-trained models, "eomt" for EoMT's checkpoints); None: unknown
     published_rules: str | None = None
+    # the inference ``published`` was made by, for a family with more than one (an hf: model's --pipeline:
+    # "original", its original repository's own); None: the family has one (the mmdet zoo's numbers are mmdet's)
+    published_pipeline: str | None = None
 
     @property
     def family(self) -> Family:

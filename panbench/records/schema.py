@@ -128,6 +128,8 @@ class RunRecord(Mapping[str, Any]):
     rules_attribution: dict[str, list[dict[str, Any]]] | None = None
     # the rules of ``published`` (a key of ``rules``, "panopticapi": the metrics'); None: unknown or nothing published
     published_rules: str | None = None
+    # the inference pipeline of ``published`` (an hf: model's: "original"); a run under another has no delta
+    published_pipeline: str | None = None
     analysis_file: str | None = None  # the per-image AnalysisSet (.npz) below the results folder (io.write_record)
     record: str | None = None  # path of the JSON below the results folder (set by io.write_record)
     # the fields the JSON holds (the others were absent); empty: every field that is not None

@@ -222,3 +222,12 @@ def missing_why(records: list[RunRecord], key: str, default: str) -> list[tuple[
     rest = [r for r in lacking if r not in few]
     out = [(few, f"fewer than {MIN_IMAGES} images, too few for a bootstrap interval")] if few else []
     return out + ([(rest, default)] if rest else [])
+
+
+def other_pipeline(r: RunRecord) -> str | None:
+    """Where a run's inference pipeline is not its published numbers' (an hf: model's ``--pipeline``): the words
+    saying so; None where they match or the family has one."""
+    run = (r.provenance or {}).get("pipeline")
+    if r.published_pipeline is None or run == r.published_pipeline:
+        return None
+    return f"published under the {r.published_pipeline} pipeline, this run {run or 'unknown'}: no difference"

@@ -24,6 +24,7 @@ from panbench.reporting.labels import (
     has_published,
     images,
     ops_backend,
+    other_pipeline,
     published_label,
     ranked_records,
     selection,
@@ -132,10 +133,14 @@ def _published_columns(r: RunRecord, published: bool) -> dict[str, Any]:
     did not compute: no difference (``published_rules`` says which)."""
     pub, rule = r.published, r.published_rules
     m: dict[str, Any] | None = r.metrics if rule == "panopticapi" else (r.rules or {}).get(rule or "")
+    other = other_pipeline(r)
     row: dict[str, Any] = {"published": published_label(r)}
     if published:
         row["published_rules"] = None if not any(v is not None for v in pub.values()) else (
+            f"{rule}, {other}" if other else
             rule if rule and m is not None else f"{rule} (not computed)" if rule else "unknown")
+    if other:  # another inference than the published numbers': nothing to set them beside
+        m = None
         row["PQ_under_rules"] = m.get("PQ") if m is not None and rule != "panopticapi" else None
     for k in METRIC_KEYS if published else ():
         row[f"{k}_pub"] = p = pub.get(k)

@@ -17,7 +17,7 @@ from panbench.records.rows import (
     speed_shared,
 )
 from panbench.reporting.analysis_views import text_of
-from panbench.reporting.labels import images, settings
+from panbench.reporting.labels import images, other_pipeline, settings
 
 if TYPE_CHECKING:  # annotations only: score's terminal output never loads the schema
     from panbench.records.schema import RunRecord
@@ -63,6 +63,8 @@ def format_record(rec: RunRecord, results_dir: Any = None) -> str:
         parts = [f"{k} {ruled[k]:.1f} vs {pub[k]:.1f} ({d[k]:+.1f})" for k in ("PQ", "PQ_th", "PQ_st")
                  if pub.get(k) is not None and ruled.get(k) is not None and d.get(k) is not None]
         under = f"under {rule}'s rules" if rule else "under rules it does not say: no difference shown"
+        if other := other_pipeline(rec):
+            under = f"{under}; {other}"
         lines.append(f"  published ({rec.published_source or 'zoo'}; {under}): " + ("; ".join(parts) or "-"))
         if (dpq := d.get("PQ")) is not None and abs(dpq) > 1.0:
             note = "on a subset, a gap is expected" if rec.n_images < 5000 else "check checkpoint and class order"

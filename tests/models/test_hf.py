@@ -38,7 +38,7 @@ def _names(ann: Path) -> list[str]:
 
 
 def _eval(model: str, root: Path, dataset: str, results: Path, *extra: str) -> tuple[int, dict | None]:
-    rc = main(["eval", "--model", model, "--dataset", dataset, "--data-root", str(root), "--results", str(results),
+    rc = main(["eval", "--pipeline", "transformers", "--model", model, "--dataset", dataset, "--data-root", str(root), "--results", str(results),
                "--device", "cpu", "--workers", "0", "--cpu-procs", "1", "--no-progress", *extra])
     if rc != 0:
         return rc, None

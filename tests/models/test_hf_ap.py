@@ -76,7 +76,7 @@ def own_gt_dataset(hand: list[dict], demo_root: Path, out: Path) -> Path:
 
 
 def _eval(d: Path, root: Path, results: Path, *extra: str) -> dict:
-    rc = main(["eval", "--model", f"hf:{d}", "--dataset", "demo", "--data-root", str(root), "--results", str(results),
+    rc = main(["eval", "--pipeline", "transformers", "--model", f"hf:{d}", "--dataset", "demo", "--data-root", str(root), "--results", str(results),
                "--device", "cpu", "--workers", "0", "--cpu-procs", "1", "--no-progress", "--no-resume", *extra])
     assert rc == 0
     return json.loads(sorted((results / "runs").glob("*.json"))[-1].read_text())
@@ -196,7 +196,7 @@ def test_forked_processes_and_resume_give_the_same_ap_and_miou(demo_root, tmp_pa
     one = _eval(d, demo_root, tmp_path / "one", "--limit", str(LIMIT))
     forked = _eval(d, demo_root, tmp_path / "forked", "--limit", str(LIMIT), "--cpu-procs", "2")
     assert forked["timings"]["cpu_procs"] == 2
-    rc = main(["eval", "--model", f"hf:{d}", "--dataset", "demo", "--data-root", str(demo_root), "--results",
+    rc = main(["eval", "--pipeline", "transformers", "--model", f"hf:{d}", "--dataset", "demo", "--data-root", str(demo_root), "--results",
                str(tmp_path / "forked"), "--device", "cpu", "--workers", "0", "--cpu-procs", "1", "--no-progress",
                "--limit", str(LIMIT)])
     assert rc == 0

@@ -36,7 +36,7 @@ def tiny(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _eval(demo_root: Path, model: Path, results: Path, preds: Path | None, *extra: str) -> list[str]:
     save = ["--save-predictions", str(preds)] if preds is not None else []
-    return ["eval", "--model", f"hf:{model}", "--dataset", "demo", "--data-root", str(demo_root), "--device", "cpu",
+    return ["eval", "--pipeline", "transformers", "--model", f"hf:{model}", "--dataset", "demo", "--data-root", str(demo_root), "--device", "cpu",
             "--results", str(results), *save, "--limit", LIMIT, "--workers", "0", "--no-progress", *extra]
 
 

@@ -103,7 +103,7 @@ def test_saved_predictions_carry_transformers_scores_segment_by_segment(demo_roo
     from panbench.pq.png import read_ids
 
     preds = tmp_path / "p"
-    assert main(["eval", "--model", f"hf:{tiny}", "--dataset", "demo", "--data-root", str(demo_root), "--results",
+    assert main(["eval", "--pipeline", "transformers", "--model", f"hf:{tiny}", "--dataset", "demo", "--data-root", str(demo_root), "--results",
                  str(tmp_path / "r"), "--device", "cpu", "--workers", "0", "--cpu-procs", "1", "--no-progress",
                  "--no-ap", "--limit", str(LIMIT), "--save-predictions", str(preds)]) == 0
     (js,) = (p for p in preds.glob("*.json") if not p.name.endswith("_instances.json"))

@@ -42,7 +42,7 @@ def _names(root: Path) -> list[str]:
 
 
 def _eval(model: str, root: Path, results: Path, *extra: str) -> dict:
-    rc = main(["eval", "--model", model, "--dataset", "demo", "--data-root", str(root), "--results", str(results),
+    rc = main(["eval", "--pipeline", "transformers", "--model", model, "--dataset", "demo", "--data-root", str(root), "--results", str(results),
                "--workers", "0", "--cpu-procs", "1", "--no-progress", *extra])
     assert rc == 0
     rows = list(csv.DictReader(open(results / "runs.csv")))

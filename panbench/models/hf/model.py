@@ -31,8 +31,9 @@ from panbench.models.amp import autocast_forward, autocast_now, keep_autocast
 from panbench.models.checkpoints import on_local_rank0
 from panbench.models.encoding import INSTANCE_OFFSET, panoptic_to_segments, relabelled
 from panbench.models.grid import Setting
-from panbench.models.hf import original
-from panbench.models.hf.types import ModelType, cfg_settings, describe, pipeline_of, postprocess_refusal
+from panbench.models.hf.original import detr_fusion, preprocess, protocol_for, query_fusion, read_rgb
+from panbench.models.hf.original import padded_size as original_padded_size
+from panbench.models.hf.types import ModelType, Original, cfg_settings, describe, pipeline_of, postprocess_refusal
 from panbench.models.postprocess import PostProcess, merge_queries
 from panbench.models.protocol import Abilities, Built, Weights, timed_calls
 from panbench.ops.pairing import install_command
@@ -132,7 +133,7 @@ class _OriginalFusion(_Fusion):
     """The original's post-processing (``--pipeline original``, :mod:`.original`): its mask upsampling, crop and
     resize, and its fusion, on the model's device; ``--postprocess maskwise|argmax`` as under transformers'."""
 
-    def __init__(self, protocol: original.Protocol, mtype: ModelType, post: Callable, settings: dict,
+    def __init__(self, protocol: Original, mtype: ModelType, post: Callable, settings: dict,
                  order: list[int], n_things: int, fuse: set[int], n_hf: int) -> None:
         super().__init__(mtype, post, settings, order, n_things, fuse, n_hf)
         self.protocol = protocol
@@ -154,11 +155,11 @@ class _OriginalFusion(_Fusion):
             cropped = _one_image(vars(one), 0, one.size, one.padded)
             return super().one(cropped, target, settings, postprocess)
         p = self.protocol
-        if p.fusion == "detr":
-            seg = original.detr_fusion(one.logits[0], one.pred_masks[0], one.size, target, self.is_thing,
+        if p.fusion == "mask_argmax":
+            seg = detr_fusion(one.logits[0], one.pred_masks[0], one.size, target, self.is_thing,
                                        settings["threshold"])
         else:
-            seg = original.query_fusion(one.class_queries_logits[0], one.masks_queries_logits[0], one.padded,
+            seg = query_fusion(one.class_queries_logits[0], one.masks_queries_logits[0], one.padded,
                                         one.size, target, self.is_thing, settings["threshold"],
                                         settings["overlap_mask_area_threshold"], own_mask=p.fusion == "own_mask",
                                         mask_threshold=settings["mask_threshold"])
@@ -246,8 +247,8 @@ class HFPanoptic(Abilities, torch.nn.Module):
         """The original's pre-processing of an image file (or of ``img``, a decoded RGB array): its network input,
         resized size and original size."""
         assert self.protocol is not None
-        rgb = item["img"] if "img" in item else original.read_rgb(item["img_path"], self.protocol.exif)
-        x, size = original.preprocess(self.protocol, rgb)
+        rgb = item["img"] if "img" in item else read_rgb(item["img_path"], self.protocol.exif)
+        x, size = preprocess(self.protocol, rgb)
         out: dict[str, Any] = {"pixel_values": x, "input_hw": torch.tensor(size), "height": int(rgb.shape[0]),
                                "width": int(rgb.shape[1])}
         if self.task_tokens is not None:
@@ -259,7 +260,7 @@ class HFPanoptic(Abilities, torch.nn.Module):
         from PIL import Image
 
         if self.protocol is not None:
-            rgb = original.read_rgb(item["img_path"], self.protocol.exif)
+            rgb = read_rgb(item["img_path"], self.protocol.exif)
         else:
             with Image.open(item["img_path"]) as im:
                 rgb = np.asarray(im.convert("RGB"))
@@ -282,7 +283,7 @@ class HFPanoptic(Abilities, torch.nn.Module):
         pv = [b["pixel_values"] for b in batch]
         shapes = [(int(t.shape[-2]), int(t.shape[-1])) for t in pv]
         if self.protocol is not None:  # the original's padding (ImageList, NestedTensor; EoMT's square)
-            h, w = original.padded_size(self.protocol, shapes)
+            h, w = original_padded_size(self.protocol, shapes)
             sizes = [(int(b["input_hw"][0]), int(b["input_hw"][1])) for b in batch]
         else:
             h, w = max(s[0] for s in shapes), max(s[1] for s in shapes)
@@ -639,7 +640,7 @@ def load_hf_model(ref: str, categories: Any, device: str, any_rank: Callable[[bo
     image_processor = getattr(processor, "image_processor", processor)
     args = (mtype, image_processor.post_process_panoptic_segmentation, settings, order,
             sum(bool(isthing[c]) for c in label2cat), fuse, len(cfg.id2label))
-    own = original.protocol_for(cfg.model_type, image_processor)  # the original's inference of this checkpoint
+    own = protocol_for(mtype, image_processor)  # the original's inference of this checkpoint
     protocol = own if pipeline == "original" else None
     fusion = _Fusion(*args) if protocol is None else _OriginalFusion(protocol, *args)
     names = [cfg.id2label[h] for h in order]

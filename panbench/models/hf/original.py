@@ -17,81 +17,37 @@ crop, resize, fusion) as its original repository runs it, around transformers' n
   logits upsampled to the square, cropped, resized; ``to_per_pixel_preds_panoptic``.
 
 Checked against the originals' own code, run on the same network outputs and images (tests/models/test_original.py,
-``make test-vision``).  Each function here is one step; :class:`Protocol` says which a model type runs."""
+``make test-vision``).  Each function here is one step; a model type's :class:`panbench.models.hf.types.Original`
+says which it runs."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-_D2 = "detectron2 ResizeShortestEdge + ImageList.from_tensors"
-SOURCES = {
-    "mask2former": "facebookresearch/Mask2Former@9b0651c mask2former/maskformer_model.py (MaskFormer.forward)",
-    "maskformer": "facebookresearch/MaskFormer@da3e60d mask_former/mask_former_model.py (MaskFormer.forward)",
-    "oneformer": "SHI-Labs/OneFormer@4962ef6 oneformer/oneformer_model.py (OneFormer.forward)",
-    "detr": "facebookresearch/detr@29901c5 datasets/transforms.py, models/segmentation.py (PostProcessPanoptic)",
-    "eomt": "tue-mps/eomt@7bd19dd training/lightning_module.py, training/mask_classification_panoptic.py",
-}
+from panbench.models.hf.types import ModelType, Original
 
 
-@dataclass(frozen=True)
-class Protocol:
-    """One original's test-time inference: ``resize`` (``shortest_edge``: detectron2's; ``detr``: DETR's;
-    ``long_side``: EoMT's, to ``long`` x ``long``), ``divisor`` (padding of the batch to a multiple; 0: none),
-    ``scale`` (255.0: the mean and std are on the 0-255 scale; 1.0: the image is divided by 255 first),
-    ``fusion`` (``own_mask``: a query keeps only its won pixels where its own mask is >= 0.5, Mask2Former's,
-    OneFormer's and EoMT's; ``won``: every won pixel, MaskFormer's; ``detr``: PostProcessPanoptic's)."""
-
-    model_type: str
-    resize: str
-    short: int
-    long: int
-    divisor: int
-    scale: float
-    fusion: str
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    exif: bool = True  # detectron2's read_image applies the EXIF orientation; DETR's and EoMT's loaders do not
-    pixel_mask: bool = False  # the network is given the padded batch's pixel mask (DETR's NestedTensor)
-
-    @property
-    def source(self) -> str:
-        return SOURCES["eomt" if self.model_type.startswith("eomt") else self.model_type]
-
-    def describe(self) -> str:
-        """One line: the input size and padding, and the fusion (docs/huggingface.md)."""
-        size = {"shortest_edge": f"shortest edge {self.short}, longest at most {self.long}",
-                "detr": f"shortest edge {self.short}, longest at most {self.long} (DETR's rounding)",
-                "long_side": f"long side {self.long}, zero-padded to {self.long}x{self.long}"}[self.resize]
-        pad = f", padded to a multiple of {self.divisor}" if self.divisor > 1 else ""
-        return f"{size}{pad}; fusion {self.fusion}; {self.source}"
-
-
-def protocol_for(model_type: str, processor: Any) -> Protocol:
-    """The original inference of ``model_type``, with the mean and std of its checkpoint's processor (the originals'
-    configs hold the same ImageNet values: detectron2's on the 0-255 scale) and EoMT's square size from it."""
+def protocol_for(mtype: ModelType, processor: Any) -> Original:
+    """``mtype``'s original inference with the mean and std of its checkpoint's processor (the originals' configs
+    hold the same ImageNet values: detectron2's on the 0-255 scale, 0.485 -> 123.675) and, for EoMT, the square
+    size of its processor."""
+    p = mtype.original
     mean = tuple(float(m) for m in getattr(processor, "image_mean", (0.485, 0.456, 0.406)))
     std = tuple(float(s) for s in getattr(processor, "image_std", (0.229, 0.224, 0.225)))
-    d2_mean = tuple(round(m * 255, 3) for m in mean)  # 0.485 -> 123.675: detectron2's PIXEL_MEAN
-    d2_std = tuple(round(s * 255, 3) for s in std)
-    if model_type in ("mask2former", "oneformer"):
-        return Protocol(model_type, "shortest_edge", 800, 1333, 32, 255.0, "own_mask", d2_mean, d2_std)  # type: ignore[arg-type]
-    if model_type == "maskformer":  # its COCO configs: SIZE_DIVISIBILITY 0 ("COCO model should not pad image")
-        return Protocol(model_type, "shortest_edge", 800, 1333, 0, 255.0, "won", d2_mean, d2_std)  # type: ignore[arg-type]
-    if model_type == "detr":
-        return Protocol(model_type, "detr", 800, 1333, 0, 1.0, "detr", mean, std, exif=False,  # type: ignore[arg-type]
-                        pixel_mask=True)
-    if model_type in ("eomt", "eomt_dinov3"):
+    if p.scale == 255.0:
+        mean, std = tuple(round(m * 255, 3) for m in mean), tuple(round(s * 255, 3) for s in std)
+    if p.resize == "long_side":
         size = getattr(processor, "size", None) or {}
-        side = int(size.get("longest_edge") or size.get("shortest_edge") or 640)
-        return Protocol(model_type, "long_side", side, side, 0, 1.0, "own_mask", mean, std, exif=False)  # type: ignore[arg-type]
-    raise ValueError(f"no original inference known for model type {model_type!r}")
+        side = int(size.get("longest_edge") or size.get("shortest_edge") or p.long)
+        p = replace(p, short=side, long=side)
+    return replace(p, mean=mean, std=std)
 
 
 # --- pre-processing -------------------------------------------------------------------------------------------
@@ -115,12 +71,13 @@ def _exif_oriented(im: Any) -> Any:
         orientation = im.getexif().get(0x0112)
     except Exception:  # detectron2 reads no orientation from an image without (valid) EXIF
         return im
-    method = {2: Image.FLIP_LEFT_RIGHT, 3: Image.ROTATE_180, 4: Image.FLIP_TOP_BOTTOM, 5: Image.TRANSPOSE,
-              6: Image.ROTATE_270, 7: Image.TRANSVERSE, 8: Image.ROTATE_90}.get(orientation)
+    t = Image.Transpose
+    method = {2: t.FLIP_LEFT_RIGHT, 3: t.ROTATE_180, 4: t.FLIP_TOP_BOTTOM, 5: t.TRANSPOSE, 6: t.ROTATE_270,
+              7: t.TRANSVERSE, 8: t.ROTATE_90}.get(orientation)
     return im.transpose(method) if method is not None else im
 
 
-def input_size(p: Protocol, h: int, w: int) -> tuple[int, int]:
+def input_size(p: Original, h: int, w: int) -> tuple[int, int]:
     """The resized (unpadded) input size of an ``h`` x ``w`` image."""
     if p.resize == "shortest_edge":  # detectron2 ResizeShortestEdge.get_output_shape
         size = p.short * 1.0
@@ -130,7 +87,7 @@ def input_size(p: Protocol, h: int, w: int) -> tuple[int, int]:
             scale = p.long * 1.0 / max(newh, neww)
             newh, neww = newh * scale, neww * scale
         return int(newh + 0.5), int(neww + 0.5)
-    if p.resize == "detr":  # detr datasets/transforms.py get_size_with_aspect_ratio
+    if p.resize == "shortest_edge_floor":  # detr datasets/transforms.py get_size_with_aspect_ratio
         size = p.short
         lo, hi = float(min(w, h)), float(max(w, h))
         if hi / lo * size > p.long:
@@ -142,7 +99,7 @@ def input_size(p: Protocol, h: int, w: int) -> tuple[int, int]:
     return round(h * factor), round(w * factor)
 
 
-def preprocess(p: Protocol, rgb: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
+def preprocess(p: Original, rgb: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
     """An HxWx3 uint8 RGB image -> (the network's input for it, normalised, float32, CxHxW; EoMT's: the padded
     square), its resized size before padding."""
     from PIL import Image
@@ -150,7 +107,7 @@ def preprocess(p: Protocol, rgb: np.ndarray) -> tuple[torch.Tensor, tuple[int, i
     h, w = rgb.shape[:2]
     nh, nw = input_size(p, h, w)
     img = rgb if (nh, nw) == (h, w) and p.resize != "long_side" else \
-        np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.BILINEAR))
+        np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.Resampling.BILINEAR))
     x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
     if p.resize == "long_side":  # EoMT pads the uint8 image to its square, then divides by 255
         x = F.pad(x, [0, max(0, p.long - nw), 0, max(0, p.long - nh)])
@@ -161,7 +118,7 @@ def preprocess(p: Protocol, rgb: np.ndarray) -> tuple[torch.Tensor, tuple[int, i
     return (x.to(torch.float32) / 255.0 - mean) / std, (nh, nw)  # ToTensor, Normalize / EoMT's forward
 
 
-def padded_size(p: Protocol, sizes: Sequence[tuple[int, int]]) -> tuple[int, int]:
+def padded_size(p: Original, sizes: Sequence[tuple[int, int]]) -> tuple[int, int]:
     """The batch's padded input size: the largest image, up to a multiple of the divisor (``ImageList``)."""
     h, w = max(s[0] for s in sizes), max(s[1] for s in sizes)
     if p.divisor > 1:
@@ -273,7 +230,7 @@ def detr_fusion(logits: torch.Tensor, masks: torch.Tensor, size: tuple[int, int]
         small = m_id.to(torch.int32).cpu().numpy()
         # DETR resizes the RGB image of the ids NEAREST: per pixel, one source pixel's id
         rgb = np.stack([small % 256, small // 256 % 256, small // 65536 % 256], -1).astype(np.uint8)
-        big = np.asarray(Image.fromarray(rgb).resize((tw, th), Image.NEAREST)).astype(np.int32)
+        big = np.asarray(Image.fromarray(rgb).resize((tw, th), Image.Resampling.NEAREST)).astype(np.int32)
         seg = big[..., 0] + 256 * big[..., 1] + 65536 * big[..., 2]
         area = np.bincount(seg.ravel(), minlength=n)[:n].tolist() if n else []
         return area, seg

@@ -15,6 +15,43 @@ QUERY_MASK_MODES = ("default", "maskwise", "argmax")  # --postprocess of a mask-
 
 
 @dataclass(frozen=True)
+class Original:
+    """The original repository's own test-time inference of a model type (``--pipeline original``, run by
+    :mod:`.original`): ``resize`` (``shortest_edge``: detectron2's ``ResizeShortestEdge``; ``shortest_edge_floor``: DETR's
+    ``RandomResize``; ``long_side``: EoMT's, to a ``long`` x ``long`` square from the checkpoint's processor),
+    ``divisor`` (padding of the batch to a multiple; 0: none), ``scale`` (255.0: mean and std on the 0-255 scale;
+    1.0: the image divided by 255 first), ``fusion`` (``own_mask``: a query keeps only its won pixels where its own
+    mask is >= 0.5, Mask2Former's, OneFormer's, EoMT's; ``won``: every won pixel, MaskFormer's; ``mask_argmax``:
+    DETR's ``PostProcessPanoptic``, the argmax of the mask logits alone); ``mean`` and ``std`` are the checkpoint
+    processor's, filled in at load."""
+
+    resize: str
+    short: int
+    long: int
+    divisor: int
+    scale: float
+    fusion: str
+    source: str  # the repository, commit and files it follows
+    exif: bool = True  # detectron2's read_image turns an image by its EXIF orientation; DETR's and EoMT's do not
+    pixel_mask: bool = False  # the network is given the padded batch's pixel mask (DETR's NestedTensor)
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+
+    def describe(self) -> str:
+        """One line: the input size and padding, the fusion and the source (the record's config text)."""
+        size = {"shortest_edge": f"shortest edge {self.short}, longest at most {self.long}",
+                "shortest_edge_floor": f"shortest edge {self.short}, longest at most {self.long} (DETR's rounding)",
+                "long_side": f"long side {self.long}, zero-padded to {self.long}x{self.long}"}[self.resize]
+        pad = f", padded to a multiple of {self.divisor}" if self.divisor > 1 else ""
+        return f"{size}{pad}; fusion {self.fusion}; {self.source}"
+
+
+_D2_M2F = Original("shortest_edge", 800, 1333, 32, 255.0, "own_mask",
+                   "facebookresearch/Mask2Former@9b0651c mask2former/maskformer_model.py (MaskFormer.forward), "
+                   "configs/coco/panoptic-segmentation/*.yaml")
+
+
+@dataclass(frozen=True)
 class ModelType:
     """How panbench runs the models of one transformers model type."""
 
@@ -33,6 +70,7 @@ class ModelType:
     no_semantic: str | None = None  # why post_process_semantic_segmentation gives no mIoU (None: it does)
     postprocess_modes: tuple[str, ...] = ("default",)  # the --postprocess modes that apply
     postprocess_refusal: str = ""  # one line: why the other --postprocess modes do not apply
+    original: Original = _D2_M2F  # the original repository's own inference (--pipeline original)
 
     @property
     def query_masks(self) -> bool:
@@ -48,7 +86,11 @@ _MASKFORMER = ModelType(
     settings_source=("the original configs: OBJECT_MASK_THRESHOLD 0.8, OVERLAP_THRESHOLD 0.8 (e.g. facebookresearch/"
                      "Mask2Former configs/coco/panoptic-segmentation/maskformer2_R50_bs16_50ep.yaml); the mask "
                      "threshold is transformers' default"),
-    instance_settings={"threshold": 0.0, "return_binary_maps": True}, postprocess_modes=QUERY_MASK_MODES)
+    instance_settings={"threshold": 0.0, "return_binary_maps": True}, postprocess_modes=QUERY_MASK_MODES,
+    # its COCO configs: SIZE_DIVISIBILITY 0 ("COCO model should not pad image"), every won pixel its segment's
+    original=Original("shortest_edge", 800, 1333, 0, 255.0, "won",
+                      "facebookresearch/MaskFormer@da3e60d mask_former/mask_former_model.py (MaskFormer.forward), "
+                      "configs/coco-panoptic/*.yaml"))
 
 # EoMT and EoMT-DINOv3 share transformers' EomtImageProcessor and the release's panoptic inference
 _EOMT = ModelType(
@@ -58,6 +100,9 @@ _EOMT = ModelType(
                      "(a threshold on the class score) and overlap_thresh 0.8, which the DINOv2 and the DINOv3 "
                      "configs keep; the mask threshold is transformers' default"),
     stuff_keyword="stuff_classes", pad_square=True, pixel_mask=False,
+    original=Original("long_side", 640, 640, 0, 1.0, "own_mask",
+                      "tue-mps/eomt@7bd19dd training/lightning_module.py, training/mask_classification_panoptic.py",
+                      exif=False),
     no_semantic=("its post_process_semantic_segmentation reads the sliding-window crops of EoMT's semantic "
                  "set-up (patch_offsets), not the padded square of panoptic inference: mIoU is the panoptic output's"),
     postprocess_refusal=("EoMT's query masks cover its padded square input, which panbench's maskwise and argmax "
@@ -66,16 +111,21 @@ _EOMT = ModelType(
 # keyed by transformers' config.model_type; the --postprocess message names the query-mask types in this order
 TYPES: dict[str, ModelType] = {
     "maskformer": _MASKFORMER,
-    "mask2former": replace(_MASKFORMER, architecture="Mask2Former"),
+    "mask2former": replace(_MASKFORMER, architecture="Mask2Former", original=_D2_M2F),
     "oneformer": replace(_MASKFORMER, architecture="OneFormer", task_prompt=True, resize_shim=True,
-                         instance_settings={"task_type": "instance", "is_demo": True, "threshold": 0.0}),
+                         instance_settings={"task_type": "instance", "is_demo": True, "threshold": 0.0},
+                         original=replace(_D2_M2F, source="SHI-Labs/OneFormer@4962ef6 oneformer/oneformer_model.py "
+                                          "(OneFormer.forward), configs/coco/*.yaml")),
     "detr": ModelType(
         architecture="DETR", backbone="?",
         settings={"threshold": 0.85, "mask_threshold": 0.5, "overlap_mask_area_threshold": 0.8},
         settings_source=("DETR's PostProcessPanoptic(threshold=0.85) (facebookresearch/detr hubconf.py); the mask "
                          "and overlap thresholds are transformers' defaults"),
         postprocess_refusal=("DETR gives per-query logits and masks of its own (logits, pred_masks), not the class "
-                             "and mask logits that maskwise and argmax merge")),
+                             "and mask logits that maskwise and argmax merge"),
+        original=Original("shortest_edge_floor", 800, 1333, 0, 1.0, "mask_argmax",
+                          "facebookresearch/detr@29901c5 datasets/transforms.py, models/segmentation.py "
+                          "(PostProcessPanoptic), hubconf.py", exif=False, pixel_mask=True)),
     "eomt": _EOMT,
     "eomt_dinov3": replace(_EOMT, backbone="ViT (DINOv3)"),  # EoMT's description: only the backbone differs
 }
@@ -204,11 +254,13 @@ def models() -> list[ModelSpec]:
     # detectron2's COCOPanopticEvaluator (Mask2Former, MaskFormer, OneFormer) and DETR's evaluation run panopticapi
     specs = [ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture=arch, backbone=backbone, ref=ref,
                        published=dict(published), published_source=source, framework=hf,
-                       published_rules="panopticapi" if published else None)
+                       published_rules="panopticapi" if published else None,
+                       published_pipeline="original" if published else None)
              for name, ref, arch, backbone, published, source in _HF_TABLE]
     return specs + [ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture="EoMT", backbone=backbone, ref=ref,
                               published={"PQ": pq, "PQ_th": None, "PQ_st": None}, published_source=source,
                               input_size=size, published_fps=fps, published_fps_device="NVIDIA H100",
-                              framework=hf, published_rules="eomt")  # EoMT's own evaluation (docs/pq-rules.md)
+                              framework=hf, published_rules="eomt",  # EoMT's own evaluation (docs/pq-rules.md)
+                              published_pipeline="original")
                     for table, source in ((_EOMT_TABLE, _EOMT_ZOO), (_EOMT_DINOV3_TABLE, _EOMT_DINOV3))
                     for name, ref, backbone, size, pq, fps in table]

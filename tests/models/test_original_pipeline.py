@@ -1,0 +1,129 @@
+"""``--pipeline original|transformers`` for ``hf:`` models (panbench.models.hf.original): the original's input sizes,
+the pipeline in the record, its config text and cache key, like with like against the published numbers, and the
+post-processing's kept queries upsampled alone giving what every query upsampled gives.  The originals' own code run
+on the same outputs is tests/models/test_originals.py (``make test-vision``)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+pytest.importorskip("transformers", reason="hf: models need transformers (make setup installs it)")
+
+import hf_tiny  # noqa: E402  (tests/hf_tiny.py)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from panbench.cli import main  # noqa: E402
+from panbench.models.hf import original  # noqa: E402
+from panbench.models.hf.types import TYPES  # noqa: E402
+
+IMAGENET = SimpleNamespace(image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
+                           size={"shortest_edge": 640, "longest_edge": 640})
+D2, DETR, EOMT = (original.protocol_for(TYPES[t], IMAGENET) for t in ("mask2former", "detr", "eomt"))
+
+
+@pytest.mark.parametrize(("hw", "d2", "detr", "eomt"), [
+    ((480, 640), (800, 1067), (800, 1066), (480, 640)),  # COCO's most common size: detectron2 rounds, DETR truncates
+    ((640, 480), (1067, 800), (1066, 800), (640, 480)),
+    ((427, 640), (800, 1199), (800, 1199), (427, 640)),
+    ((360, 640), (750, 1333), (750, 1333), (360, 640)),  # the longest edge bounds the resize
+    ((333, 517), (800, 1242), (800, 1242), (412, 640)),
+])
+def test_input_sizes_are_the_originals(hw, d2, detr, eomt) -> None:
+    assert D2.mean == (123.675, 116.28, 103.53) and D2.std == (58.395, 57.12, 57.375)  # detectron2's PIXEL_MEAN/STD
+    assert original.input_size(D2, *hw) == d2
+    assert original.input_size(DETR, *hw) == detr
+    assert original.input_size(EOMT, *hw) == eomt
+
+
+def test_padding_to_the_size_divisibility_and_eomts_square() -> None:
+    assert original.padded_size(D2, [(800, 1067), (800, 1199)]) == (800, 1216)
+    assert original.padded_size(DETR, [(800, 1066), (750, 1333)]) == (800, 1333)
+    rgb = np.random.default_rng(0).integers(0, 256, (333, 517, 3), dtype=np.uint8)
+    x, size = original.preprocess(EOMT, rgb)
+    assert x.shape == (3, 640, 640) and size == (412, 640)
+    pad = (0 - torch.tensor(EOMT.mean)) / torch.tensor(EOMT.std)  # the uint8 image padded with 0, then normalised
+    assert torch.equal(x[:, 412:, :], pad.view(3, 1, 1).expand(3, 228, 640))
+
+
+def test_a_384_square_hub_processor_runs_at_the_originals_size_by_default(tmp_path) -> None:
+    d = hf_tiny.build("mask2former", ["person", "sky"], tmp_path / "m")
+    cfg = json.loads((d / "preprocessor_config.json").read_text())
+    cfg["size"] = {"height": 384, "width": 384}  # as transformers' conversion script writes every Mask2Former
+    (d / "preprocessor_config.json").write_text(json.dumps(cfg))
+    img = tmp_path / "a.png"
+    Image.fromarray(np.zeros((480, 640, 3), np.uint8)).save(img)
+    from panbench.models.hf.model import load_hf_model
+
+    cats = type("C", (), {"names": ["person", "sky"], "ids": [1, 2], "isthing": [1, 0]})()
+    for pipeline, shape in (("original", (800, 1067)), ("transformers", (384, 384))):
+        built = load_hf_model(str(d), cats, "cpu", cfg_options={"pipeline": pipeline})
+        item = built.model.pipeline({"img_path": str(img)})
+        assert tuple(item["pixel_values"].shape[-2:]) == shape
+        assert built.pipeline == pipeline and json.loads(built.cfg_text)["pipeline"] == pipeline
+
+
+def _run(root: Path, model: str, results: Path, *extra: str) -> dict:
+    rc = main(["eval", "--model", model, "--dataset", "demo", "--data-root", str(root), "--results", str(results),
+               "--device", "cpu", "--workers", "0", "--cpu-procs", "1", "--no-progress", "--limit", "2",
+               "--flops-images", "0", *extra])
+    assert rc == 0
+    rows = list(csv.DictReader(open(results / "runs.csv")))
+    return json.loads((results / rows[-1]["record"]).read_text())
+
+
+def test_the_record_and_cache_key_name_the_pipeline(demo_root, tmp_path) -> None:
+    names = [c["name"] for c in json.loads((demo_root / "annotations" / "panoptic_val2017.json").read_text())
+             ["categories"]]
+    d = hf_tiny.build("mask2former", names, tmp_path / "m")
+    own = _run(demo_root, f"hf:{d}", tmp_path / "r")
+    stock = _run(demo_root, f"hf:{d}", tmp_path / "r", "--pipeline", "transformers")
+    assert own["provenance"]["pipeline"] == "original" and stock["provenance"]["pipeline"] == "transformers"
+    assert "Mask2Former@9b0651c" in json.loads(own["provenance"]["config"])["original"]
+    assert own["provenance"]["config_sha256_16"] != stock["provenance"]["config_sha256_16"]
+    keys = [json.loads(p.read_text()) for p in (tmp_path / "r" / "cache").rglob("key.json")]
+    assert sorted(k.get("pipeline") for k in keys) == ["original", "transformers"]
+
+
+def test_pipeline_refused_for_a_model_of_another_framework(demo_root, tmp_path, capsys) -> None:
+    rc = main(["eval", "--model", "demo-mask2former", "--dataset", "demo", "--data-root", str(demo_root),
+               "--results", str(tmp_path), "--pipeline", "transformers", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--pipeline applies to hf: models" in err[0]
+
+
+def test_published_numbers_are_compared_under_their_own_pipeline_only() -> None:
+    from panbench.records.schema import RunRecord
+    from panbench.reporting.labels import other_pipeline
+
+    base = {"model": "hf-x", "metrics": {}, "published": {"PQ": 50.0}, "published_rules": "panopticapi",
+            "published_pipeline": "original"}
+    same = RunRecord.from_json({**base, "provenance": {"pipeline": "original"}})
+    other = RunRecord.from_json({**base, "provenance": {"pipeline": "transformers"}})
+    assert other_pipeline(same) is None
+    assert "published under the original pipeline, this run transformers" in str(other_pipeline(other))
+    zoo = RunRecord.from_json({"model": "mask2former", "metrics": {}, "published": {"PQ": 51.9},
+                               "published_rules": "panopticapi"})
+    assert other_pipeline(zoo) is None  # mmdet's own inference made the zoo's numbers
+
+
+@pytest.mark.parametrize("own_mask", [True, False])
+def test_kept_queries_upsampled_alone_give_every_querys_upsampling(own_mask) -> None:
+    """The originals upsample every query to the padded input; interpolation is per query, so upsampling only the
+    kept ones gives the same map, bit for bit."""
+    g = torch.Generator().manual_seed(0)
+    cls = torch.randn(20, 6, generator=g) * 4
+    masks = torch.randn(20, 56, 72, generator=g) * 3
+    kept = original.query_fusion(cls, masks, (224, 288), (213, 281), (480, 640), [True, True, True, False, False],
+                                 0.3, 0.0, own_mask)
+    every = original.image_masks(masks, (224, 288), (213, 281), (480, 640))
+    scores, labels = torch.softmax(cls, -1).max(-1)
+    keep = labels.ne(5) & (scores > 0.3)
+    assert torch.equal(every[keep], original.image_masks(masks[keep], (224, 288), (213, 281), (480, 640)))
+    assert kept.info and kept.id_map.shape == (480, 640)
