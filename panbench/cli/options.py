@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from panbench.errors import PanbenchError
+from panbench.models.grid import PIPELINES
 
 
 def number_in(kind: type[int] | type[float], low: float, high: float | None = None,
@@ -287,10 +288,11 @@ _GROUPS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "results": _flags(("--results", dict(default="results", help="results folder (default results/)"))),
     "data_root": _flags(("--data-root", dict(help="dataset root (default data/<dataset>, e.g. data/coco)"))),
     "dataset": _dataset, "only_dataset": _only_dataset, "models": _models, "rules": _rules,
-    "pipeline": _flags(("--pipeline", dict(choices=["original", "transformers"], help="hf: models' inference: "
-                                           "the original repository's own pre- and post-processing (default) or "
+    "pipeline": _flags(("--pipeline", dict(choices=PIPELINES, help="hf: models' inference: the original "
+                                           "repository's own pre- and post-processing (original, the default), "
                                            "transformers' processor and post_process_panoptic_segmentation "
-                                           "(docs/huggingface.md, \"Pipelines\")"))),
+                                           "(transformers), or the steps between (docs/huggingface.md, "
+                                           "\"Pipelines\")"))),
     "checkpoint": _flags(
         ("--checkpoint", dict(action="append", metavar="FILE", help="your own weights instead of the zoo's, one per "
                               "--model in the same order (repeat it for the second model of viz)")),

@@ -35,6 +35,19 @@ def _choice(v: Any) -> str | None:
     return None if v in POSTPROCESSES else f"one of {', '.join(POSTPROCESSES)}"
 
 
+#: an hf: model's inference pipelines (``--pipeline``): the original's own (the default); the original's input with
+#: transformers' mask resolution and fusion after it (``original-input``), with the original's mask resolution and
+#: transformers' fusion (``original-masks``); transformers' stock pipeline.  The first three share one forward
+PIPELINES = ("original", "original-masks", "original-input", "transformers")
+
+
+def _pipeline(v: Any) -> str | None:
+    if v in PIPELINES[:3]:
+        return None
+    return (f"one of {', '.join(PIPELINES[:3])} (they share the original's input; --pipeline transformers runs "
+            "another forward: run it alone)")
+
+
 @dataclass(frozen=True)
 class GridKey:
     """A key a grid may vary: its full name (a config key, ``postprocess`` or a ``pp_*`` field of
@@ -79,7 +92,8 @@ GRID_KEYS: dict[str, tuple[GridKey, ...]] = {
                   GridKey("model.test_cfg.rcnn.score_thr", "cfg", _number(0, 1), 0.05, forward=True)),
     # transformers' post_process_panoptic_segmentation arguments (hf: models take them as --cfg-options too)
     "hf": (GridKey("threshold", "cfg", _number(0, 1), 0.5), GridKey("mask_threshold", "cfg", _number(0, 1), 0.5),
-           GridKey("overlap_mask_area_threshold", "cfg", _number(0, 1), 0.8)),
+           GridKey("overlap_mask_area_threshold", "cfg", _number(0, 1), 0.8),
+           GridKey("pipeline", "cfg", _pipeline, PIPELINES[0])),
 }
 #: keys refused with the reason they cannot come from one forward
 NOT_FROM_ONE_FORWARD = {

@@ -38,8 +38,9 @@ def _names(ann: Path) -> list[str]:
 
 
 def _eval(model: str, root: Path, dataset: str, results: Path, *extra: str) -> tuple[int, dict | None]:
-    rc = main(["eval", "--pipeline", "transformers", "--model", model, "--dataset", dataset, "--data-root", str(root), "--results", str(results),
-               "--device", "cpu", "--workers", "0", "--cpu-procs", "1", "--no-progress", *extra])
+    stock = [] if "," in model else ["--pipeline", "transformers"]  # the reference is transformers' own inference
+    rc = main(["eval", *stock, "--model", model, "--dataset", dataset, "--data-root", str(root), "--results",
+               str(results), "--device", "cpu", "--workers", "0", "--cpu-procs", "1", "--no-progress", *extra])
     if rc != 0:
         return rc, None
     rows = list(csv.DictReader(open(results / "runs.csv")))
@@ -122,7 +123,8 @@ def test_two_torchrun_ranks_give_the_single_process_metrics(demo_root, tmp_path)
         sock.bind(("127.0.0.1", 0))
         port = str(sock.getsockname()[1])
     args = ["eval", "--model", f"hf:{d}", "--dataset", "demo", "--data-root", str(demo_root), "--device", "cpu",
-            "--workers", "0", "--no-progress", "--limit", "6", "--results", str(tmp_path / "two")]
+            "--workers", "0", "--no-progress", "--limit", "6", "--results", str(tmp_path / "two"),
+            "--pipeline", "transformers"]
     procs = [subprocess.Popen([sys.executable, "-m", "panbench", *args], cwd=REPO_ROOT, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               env={**os.environ, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2",
@@ -355,7 +357,8 @@ def test_postprocess_on_eomt_is_refused_with_the_reason(demo_root, tmp_path, cap
     (registered,) = resolve("hf-eomt_s-2x-640")
     with pytest.raises(PanbenchError, match="--postprocess argmax needs a .* is EoMT: EoMT's query masks cover"):
         registered.family.entry().check_options(registered, None, None, "argmax")
-    m = hf.load_hf_model(str(d), load_dataset(demo_root, name="demo").categories, "cpu").model
+    m = hf.load_hf_model(str(d), load_dataset(demo_root, name="demo").categories, "cpu",
+                         cfg_options={"pipeline": "transformers"}).model
     with pytest.raises(PanbenchError, match="is EoMT: EoMT's query masks cover its padded square"):
         m.configure(PostProcess("maskwise"), "panbench")
 

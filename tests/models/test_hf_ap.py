@@ -41,6 +41,7 @@ BY_HAND = {"mask2former": dict(threshold=0.0, return_binary_maps=True),
            "oneformer": dict(task_type="instance", is_demo=True, threshold=0.0),
            "detr": dict(threshold=0.0), "eomt": dict(threshold=0.0)}
 
+STOCK = ["--pipeline", "transformers"]  # the references are transformers' own inference
 
 def own_gt_dataset(hand: list[dict], demo_root: Path, out: Path) -> Path:
     """The first LIMIT demo images with ground truth painted from the model's own thing instances (``hand``:
@@ -76,7 +77,8 @@ def own_gt_dataset(hand: list[dict], demo_root: Path, out: Path) -> Path:
 
 
 def _eval(d: Path, root: Path, results: Path, *extra: str) -> dict:
-    rc = main(["eval", "--pipeline", "transformers", "--model", f"hf:{d}", "--dataset", "demo", "--data-root", str(root), "--results", str(results),
+    rc = main(["eval", *STOCK, "--model", f"hf:{d}", "--dataset", "demo", "--data-root", str(root), "--results",
+               str(results),
                "--device", "cpu", "--workers", "0", "--cpu-procs", "1", "--no-progress", "--no-resume", *extra])
     assert rc == 0
     return json.loads(sorted((results / "runs").glob("*.json"))[-1].read_text())
@@ -196,7 +198,7 @@ def test_forked_processes_and_resume_give_the_same_ap_and_miou(demo_root, tmp_pa
     one = _eval(d, demo_root, tmp_path / "one", "--limit", str(LIMIT))
     forked = _eval(d, demo_root, tmp_path / "forked", "--limit", str(LIMIT), "--cpu-procs", "2")
     assert forked["timings"]["cpu_procs"] == 2
-    rc = main(["eval", "--pipeline", "transformers", "--model", f"hf:{d}", "--dataset", "demo", "--data-root", str(demo_root), "--results",
+    rc = main(["eval", *STOCK, "--model", f"hf:{d}", "--dataset", "demo", "--data-root", str(demo_root), "--results",
                str(tmp_path / "forked"), "--device", "cpu", "--workers", "0", "--cpu-procs", "1", "--no-progress",
                "--limit", str(LIMIT)])
     assert rc == 0

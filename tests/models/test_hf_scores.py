@@ -75,8 +75,10 @@ def theirs(tiny: Path, demo_root: Path) -> Any:
 @pytest.fixture(scope="module")
 def loaded(tiny: Path, theirs: Any) -> hf.HFPanoptic:
     """The tiny model as panbench loads it, once for the module."""
-    return hf.load_hf_model(str(tiny), theirs.ds.categories, "cpu").model.module
+    return hf.load_hf_model(str(tiny), theirs.ds.categories, "cpu",
+                            cfg_options={"pipeline": "transformers"}).model.module
 
+STOCK = ("--pipeline", "transformers")  # the references are transformers' own inference
 
 def _queries() -> SimpleNamespace:
     """Four queries' outputs, each query's mask a band of columns: three of label 4 (sky, stuff) with scores low,
@@ -103,7 +105,8 @@ def test_saved_predictions_carry_transformers_scores_segment_by_segment(demo_roo
     from panbench.pq.png import read_ids
 
     preds = tmp_path / "p"
-    assert main(["eval", "--pipeline", "transformers", "--model", f"hf:{tiny}", "--dataset", "demo", "--data-root", str(demo_root), "--results",
+    assert main(["eval", *STOCK, "--model", f"hf:{tiny}", "--dataset", "demo", "--data-root", str(demo_root),
+                 "--results",
                  str(tmp_path / "r"), "--device", "cpu", "--workers", "0", "--cpu-procs", "1", "--no-progress",
                  "--no-ap", "--limit", str(LIMIT), "--save-predictions", str(preds)]) == 0
     (js,) = (p for p in preds.glob("*.json") if not p.name.endswith("_instances.json"))

@@ -36,8 +36,9 @@ def _names(root: Path) -> list[str]:
 
 
 def _eval(model: str, root: Path, results: Path, *extra: str) -> tuple[int, dict | None]:
-    rc = main(["eval", "--model", model, "--dataset", "demo", "--data-root", str(root), "--results", str(results),
-               "--device", "cpu", "--workers", "0", "--cpu-procs", "1", "--no-progress", *extra])
+    rc = main(["eval", "--pipeline", "transformers", "--model", model, "--dataset", "demo", "--data-root", str(root),
+               "--results", str(results), "--device", "cpu", "--workers", "0", "--cpu-procs", "1", "--no-progress",
+               *extra])
     if rc != 0:
         return rc, None
     rows = list(csv.DictReader(open(results / "runs.csv")))

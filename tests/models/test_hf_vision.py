@@ -36,13 +36,15 @@ from panbench.pq.evaluator import score_pair  # noqa: E402
 from panbench.pq.matching import METRIC_KEYS  # noqa: E402
 from panbench.pq.png import read_ids  # noqa: E402
 
+STOCK = ["--pipeline", "transformers"]  # the references are transformers' own inference
 
 def _names(root: Path) -> list[str]:
     return [c["name"] for c in json.loads((root / "annotations" / "panoptic_val2017.json").read_text())["categories"]]
 
 
 def _eval(model: str, root: Path, results: Path, *extra: str) -> dict:
-    rc = main(["eval", "--pipeline", "transformers", "--model", model, "--dataset", "demo", "--data-root", str(root), "--results", str(results),
+    rc = main(["eval", *STOCK, "--model", model, "--dataset", "demo", "--data-root", str(root), "--results",
+               str(results),
                "--workers", "0", "--cpu-procs", "1", "--no-progress", *extra])
     assert rc == 0
     rows = list(csv.DictReader(open(results / "runs.csv")))

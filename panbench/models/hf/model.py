@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib.util
+import inspect
 import json
 import math
 import os
@@ -31,7 +32,14 @@ from panbench.models.amp import autocast_forward, autocast_now, keep_autocast
 from panbench.models.checkpoints import on_local_rank0
 from panbench.models.encoding import INSTANCE_OFFSET, panoptic_to_segments, relabelled
 from panbench.models.grid import Setting
-from panbench.models.hf.original import detr_fusion, preprocess, protocol_for, query_fusion, read_rgb
+from panbench.models.hf.original import (
+    detr_fusion,
+    image_masks,
+    preprocess,
+    protocol_for,
+    query_fusion,
+    read_rgb,
+)
 from panbench.models.hf.original import padded_size as original_padded_size
 from panbench.models.hf.types import ModelType, Original, cfg_settings, describe, pipeline_of, postprocess_refusal
 from panbench.models.postprocess import PostProcess, merge_queries
@@ -130,13 +138,18 @@ class _Fusion:
 
 
 class _OriginalFusion(_Fusion):
-    """The original's post-processing (``--pipeline original``, :mod:`.original`): its mask upsampling, crop and
-    resize, and its fusion, on the model's device; ``--postprocess maskwise|argmax`` as under transformers'."""
+    """The post-processing of a model fed the original's input (``--pipeline``, :mod:`.original`): the original's
+    mask upsampling, crop and resize and its fusion (``original``), on the model's device; the same masks fused by
+    transformers' ``compute_segments`` (``original-masks``); transformers' post-processing (``original-input``).
+    ``--postprocess maskwise|argmax`` as under transformers' pipeline."""
 
-    def __init__(self, protocol: Original, mtype: ModelType, post: Callable, settings: dict,
+    def __init__(self, protocol: Original, pipeline: str, mtype: ModelType, post: Callable, settings: dict,
                  order: list[int], n_things: int, fuse: set[int], n_hf: int) -> None:
         super().__init__(mtype, post, settings, order, n_things, fuse, n_hf)
-        self.protocol = protocol
+        self.protocol, self.pipeline = protocol, pipeline
+        self.pad_square = mtype.pad_square  # EoMT: transformers' post-processing reads the whole padded square
+        # the processor's module: transformers' remove_low_and_no_objects and compute_segments (original-masks)
+        self.processor_module = inspect.getmodule(type(post.__self__)) if inspect.ismethod(post) else None
         # per model label: a thing (a label mapped to no category, DETR's N/A, is one as in DETR's is_thing_map)
         self.is_thing = [self.label_of[h] < n_things if h in self.label_of else True for h in range(n_hf)]
 
@@ -148,12 +161,16 @@ class _OriginalFusion(_Fusion):
         return one
 
     def one(self, one: SimpleNamespace, target: tuple[int, int], settings: dict[str, float] | None = None,
-            postprocess: PostProcess | None = None) -> HFSegments | HFMerged:
+            postprocess: PostProcess | None = None, pipeline: str | None = None) -> HFSegments | HFMerged:
         settings = self.settings if settings is None else settings
         pp = self.postprocess if postprocess is None else postprocess
-        if pp is not None and pp.name != "default" and self.columns is not None:
-            cropped = _one_image(vars(one), 0, one.size, one.padded)
-            return super().one(cropped, target, settings, postprocess)
+        pipeline = self.pipeline if pipeline is None else pipeline
+        if (pp is not None and pp.name != "default" and self.columns is not None) or pipeline == "original-input":
+            # transformers' post-processing reads the image's share (EoMT's: its whole padded square)
+            share = _one_image(vars(one), 0, one.padded if self.pad_square else one.size, one.padded)
+            return super().one(share, target, settings, postprocess)
+        if pipeline == "original-masks":
+            return self._compute_segments(one, target, settings)
         p = self.protocol
         if p.fusion == "mask_argmax":
             seg = detr_fusion(one.logits[0], one.pred_masks[0], one.size, target, self.is_thing,
@@ -164,6 +181,29 @@ class _OriginalFusion(_Fusion):
                                         settings["overlap_mask_area_threshold"], own_mask=p.fusion == "own_mask",
                                         mask_threshold=settings["mask_threshold"])
         return HFSegments(seg.id_map, seg.info)
+
+
+    def _compute_segments(self, one: SimpleNamespace, target: tuple[int, int],
+                          settings: dict[str, float]) -> HFSegments:
+        """The original's masks (upsampled, cropped, resized, then the sigmoid) fused by transformers' own
+        ``remove_low_and_no_objects`` and ``compute_segments`` (its processor's module): the fusion step alone."""
+        if self.protocol.fusion == "mask_argmax":
+            raise PanbenchError("--pipeline original-masks: DETR's original resizes its id map, not its masks, so "
+                                "its mask resolution is no step of its own; use original-input or original")
+        module = self.processor_module
+        assert module is not None, "the processor's post-processing is a method of its class"
+        logits, masks = one.class_queries_logits[0].float(), one.masks_queries_logits[0]
+        scores, labels = F.softmax(logits, dim=-1).max(-1)
+        kept, scores, labels = module.remove_low_and_no_objects(torch.arange(len(labels), device=labels.device),
+                                                                scores, labels, settings["threshold"],
+                                                                logits.shape[-1] - 1)
+        if kept.numel() == 0:
+            return HFSegments(torch.zeros(target, dtype=torch.int32), [])
+        probs = image_masks(masks[kept].float(), one.padded, one.size, target).sigmoid()
+        seg, info = module.compute_segments(probs, scores, labels, mask_threshold=settings["mask_threshold"],
+                                            overlap_mask_area_threshold=settings["overlap_mask_area_threshold"],
+                                            **self.stuff)
+        return HFSegments(seg, info)
 
 
 def to_panbench_segments(seg: torch.Tensor, info: list[dict[str, Any]], label_of: dict[int, int],
@@ -272,8 +312,13 @@ class HFPanoptic(Abilities, torch.nn.Module):
         return int(h), int(w)
 
     def batch_key(self, item: dict[str, Any]) -> tuple[int, ...]:
-        """The processor's ``pixel_values`` shape (a batch is padded to its largest input, :meth:`_step`)."""
-        return tuple(int(x) for x in item["pixel_values"].shape)
+        """The ``pixel_values`` shape (a batch is padded to its largest input, :meth:`_step`); under the original's
+        padding to a size divisibility, the padded shape: images padded to one shape batch together, as the
+        original pads them (``ImageList``)."""
+        shape = tuple(int(x) for x in item["pixel_values"].shape)
+        if self.protocol is None or self.protocol.divisor <= 1:
+            return shape
+        return (*shape[:-2], *original_padded_size(self.protocol, [(shape[-2], shape[-1])]))
 
     def forward(self, batch: list[dict[str, Any]], device: str, amp: str | None) -> list[Any]:
         """Pipeline outputs -> one output per image: pad, network, post-processing (all under ``amp``)."""
@@ -377,13 +422,16 @@ class HFPanoptic(Abilities, torch.nn.Module):
         with pending.under():
             images = [self.fusion.image(outputs, i, size, padded) for i, size in enumerate(sizes)]
         keep = self.instance_source is not None  # AP and mIoU read the network's outputs: the same for every setting
+        with pending.under():  # what they read: each image's share, cropped as the run's (:meth:`_fuse`)
+            shares = [_one_image(outputs, i, size, padded) for i, size in enumerate(sizes)] if keep else images
         shared: list[dict[str, Any]] = [{} for _ in images]
         for st in settings:
             values = {**self.mtype.settings, **cfg_settings(self.where, st.cfg_options)}
+            step = {"pipeline": pipeline_of(self.where, st.cfg_options)} if self.protocol is not None else {}
             with pending.under():
-                results = [self.fusion.one(one, t, values, st.postprocess) for one, t in zip(images, targets)]
+                results = [self.fusion.one(one, t, values, st.postprocess, **step) for one, t in zip(images, targets)]
             yield [HFOutput(r, one, t, sh) if keep else HFOutput(r)
-                   for r, one, t, sh in zip(results, images, targets, shared)]
+                   for r, one, t, sh in zip(results, shares, targets, shared)]
 
     def to_segments(self, output: HFOutput) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """One image's segments: transformers' (:func:`to_panbench_segments`) or ``--postprocess``'s map, each with
@@ -641,8 +689,8 @@ def load_hf_model(ref: str, categories: Any, device: str, any_rank: Callable[[bo
     args = (mtype, image_processor.post_process_panoptic_segmentation, settings, order,
             sum(bool(isthing[c]) for c in label2cat), fuse, len(cfg.id2label))
     own = protocol_for(mtype, image_processor)  # the original's inference of this checkpoint
-    protocol = own if pipeline == "original" else None
-    fusion = _Fusion(*args) if protocol is None else _OriginalFusion(protocol, *args)
+    protocol = None if pipeline == "transformers" else own  # the original's input, and the steps after it
+    fusion = _Fusion(*args) if protocol is None else _OriginalFusion(protocol, pipeline, *args)
     names = [cfg.id2label[h] for h in order]
     module = HFPanoptic(model, processor, mtype, fusion, names, label2cat, where).to(device)
     if protocol is not None and mtype.task_prompt:  # OneFormer's task, tokenised by its processor once

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from panbench.errors import InputError, PanbenchError
-from panbench.models.grid import GRID_KEYS
+from panbench.models.grid import GRID_KEYS, PIPELINES
 from panbench.models.registry import ModelSpec
 
 QUERY_MASK_MODES = ("default", "maskwise", "argmax")  # --postprocess of a mask-classification model
@@ -17,8 +17,9 @@ QUERY_MASK_MODES = ("default", "maskwise", "argmax")  # --postprocess of a mask-
 @dataclass(frozen=True)
 class Original:
     """The original repository's own test-time inference of a model type (``--pipeline original``, run by
-    :mod:`.original`): ``resize`` (``shortest_edge``: detectron2's ``ResizeShortestEdge``; ``shortest_edge_floor``: DETR's
-    ``RandomResize``; ``long_side``: EoMT's, to a ``long`` x ``long`` square from the checkpoint's processor),
+    :mod:`.original`): ``resize`` (``shortest_edge``: detectron2's ``ResizeShortestEdge``;
+    ``shortest_edge_floor``: DETR's ``RandomResize``; ``long_side``: EoMT's, to a ``long`` x ``long`` square from the
+    checkpoint's processor),
     ``divisor`` (padding of the batch to a multiple; 0: none), ``scale`` (255.0: mean and std on the 0-255 scale;
     1.0: the image divided by 255 first), ``fusion`` (``own_mask``: a query keeps only its won pixels where its own
     mask is >= 0.5, Mask2Former's, OneFormer's, EoMT's; ``won``: every won pixel, MaskFormer's; ``mask_argmax``:
@@ -166,8 +167,9 @@ def cfg_settings(where: str, cfg_options: dict[str, Any] | None) -> dict[str, fl
         if key == PIPELINE_KEY:
             continue
         if key not in keys:
+            names = ", ".join(k for k in keys if k != PIPELINE_KEY)
             raise InputError(f"{where}: --cfg-options {key}: a transformers model (hf:) takes only its "
-                             f"post-processing's {', '.join(keys)} (and {PIPELINE_KEY}); leave the others out")
+                             f"post-processing's {names} (and {PIPELINE_KEY}); leave the others out")
         if (want := keys[key].check(value)) is not None:
             raise InputError(f"{where}: --cfg-options {key}={value}: must be {want}")
         out[key] = float(value)
@@ -175,7 +177,6 @@ def cfg_settings(where: str, cfg_options: dict[str, Any] | None) -> dict[str, fl
 
 
 PIPELINE_KEY = "pipeline"  # --pipeline, carried in an hf: model's --cfg-options (its config text and cache key)
-PIPELINES = ("original", "transformers")  # the originals' own inference (the default), transformers' stock one
 
 
 def pipeline_of(where: str, cfg_options: dict[str, Any] | None) -> str:
