@@ -96,9 +96,12 @@ def test_batch_size_and_cpu_procs_change_no_prediction_of_the_demo_models(demo_r
 
 # the tiny random models' flat logits tie at some pixels: batched kernels' float rounding (1e-5 of a logit, measured
 # by scripts/bench_batch_size.py, docs/eval.md) flips a few of them in MaskFormer; DETR's and OneFormer's processors
-# make every demo image another shape (no size divisor), so they never batch there
-@pytest.mark.parametrize(("kind", "max_pixels"), [("mask2former", 0.0), ("maskformer", 0.01), ("eomt", 0.0)])
-def test_batch_size_changes_no_number_of_the_tiny_hf_models(demo_root, tmp_path, kind, max_pixels) -> None:
+# make every demo image another shape (no size divisor), so they never batch there; MaskFormer's original pads to no
+# divisor either (its COCO configs), so its batches are its processor's (--pipeline transformers)
+@pytest.mark.parametrize(("kind", "max_pixels", "pipeline"), [("mask2former", 0.0, "original"),
+                                                              ("maskformer", 0.01, "transformers"),
+                                                              ("eomt", 0.0, "original")])
+def test_batch_size_changes_no_number_of_the_tiny_hf_models(demo_root, tmp_path, kind, max_pixels, pipeline) -> None:
     pytest.importorskip("transformers")
     import hf_tiny
 
@@ -106,7 +109,7 @@ def test_batch_size_changes_no_number_of_the_tiny_hf_models(demo_root, tmp_path,
         "categories"]]
     d = hf_tiny.build(kind, names, tmp_path / "m")
     run = lambda name, *extra: eval_run(f"hf:{d}", demo_root, "demo", tmp_path / name, "--limit", "12",  # noqa: E731
-                                        "--cpu-procs", "1", *extra)
+                                        "--cpu-procs", "1", "--pipeline", pipeline, *extra)
     _same_predictions(run("b1"), run("b4", "--batch-size", "4"), max_pixels)
 
 

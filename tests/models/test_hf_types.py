@@ -36,7 +36,8 @@ def _names(root: Path) -> list[str]:
 
 
 def _eval(model: str, root: Path, results: Path, *extra: str) -> tuple[int, dict | None]:
-    rc = main(["eval", "--pipeline", "transformers", "--model", model, "--dataset", "demo", "--data-root", str(root),
+    stock = [] if "," in model else ["--pipeline", "transformers"]  # the references: transformers' own inference
+    rc = main(["eval", *stock, "--model", model, "--dataset", "demo", "--data-root", str(root),
                "--results", str(results), "--device", "cpu", "--workers", "0", "--cpu-procs", "1", "--no-progress",
                *extra])
     if rc != 0:
