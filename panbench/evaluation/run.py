@@ -21,7 +21,7 @@ from panbench.evaluation.context import cpu_clock, marker, speed_context
 from panbench.evaluation.flops import run_gflops
 from panbench.evaluation.inference import Outlet, Progress, Shard, cpu_procs_for, run_inference, run_inference_cpu
 from panbench.evaluation.loading import LoadedModel, load_model
-from panbench.evaluation.options import EvalOptions
+from panbench.evaluation.options import PIPELINE_KEY, EvalOptions
 from panbench.evaluation.timings import Timings, precision_info
 from panbench.evaluators import Evaluators
 from panbench.evaluators.contract import fresh_copy, load_evaluators
@@ -105,7 +105,10 @@ class Run:
             fusion = fusion if setting.postprocess.name == "default" else None
             if setting.cfg_options != self.opts.cfg_options:
                 text, digest = self.spec.family.entry().config_text(self.spec, setting.cfg_options, opts.ap)
-                lm = dataclasses.replace(lm, cfg_text=text, cfg_hash=digest)
+                # an hf: model's grid over its pipeline's steps: each setting's own (one forward, one input)
+                inference = lm.inference if lm.inference is None else \
+                    (setting.cfg_options or {}).get(PIPELINE_KEY, lm.inference)
+                lm = dataclasses.replace(lm, cfg_text=text, cfg_hash=digest, inference=inference)
         key_parts = record_fields.cache_key_parts(lm, self.fingerprint, opts, self.device)
         key = storage.cache_key(key_parts)
         return Part(opts, lm, fusion, key_parts, key, setting,

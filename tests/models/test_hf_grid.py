@@ -51,8 +51,11 @@ def _check_equal_to_separate_runs(demo_root: Path, model: Path, grid: Path, tmp:
         assert main(_eval(demo_root, model, res, preds, "--cpu-procs", "1", *extra, "--cfg-options", *cfg)) == 0
         a, _ = assert_same_as_separate_run(grid / "res", st, grid / "pred", res, preds, int(LIMIT))
         # the setting's values reach the record: its config text (and hash) and its --cfg-options
-        assert json.loads(a["provenance"]["config"])["postprocess"] == {**hf_tiny.PUBLISHED[KIND], **st["values"]}
-        assert {k: v for k, v in a["provenance"]["cfg_options"].items() if k != "pipeline"} == st["values"]
+        config = json.loads(a["provenance"]["config"])
+        post = {k: v for k, v in st["values"].items() if k != "pipeline"}
+        assert config["postprocess"] == {**hf_tiny.PUBLISHED[KIND], **post}
+        assert config["pipeline"] == st["values"].get("pipeline", a["provenance"]["pipeline"])
+        assert a["provenance"]["cfg_options"].items() >= st["values"].items()  # with the run's own --pipeline
         saved = json.loads(next((preds).glob("*_results.json")).read_text())
         segments.append([a["segments_info"] for a in saved["annotations"]])
     return segments
@@ -146,7 +149,7 @@ def test_finish_grid_gives_one_output_per_image_per_setting_the_own_one_as_finis
     (["--cfg-options", "mask_threshold=high"], "--cfg-options mask_threshold=high: must be a number"),
     (["--grid", "threshold=0.5,1.5"], "--grid threshold=1.5: must be in [0, 1]"),
     (["--grid", "object_mask_thr=0.5,0.8"],
-     "not a post-processing key of hf-mask2former (its keys: threshold, mask_threshold, overlap_mask_area_threshold)"),
+     "not a post-processing key of hf-mask2former (its keys: threshold, mask_threshold, overlap_mask_area_threshold, pipeline)"),
 ])
 def test_other_cfg_options_and_values_out_of_range_are_refused_in_one_line(demo_root, tiny, tmp_path, capsys,
                                                                            options, said) -> None:
@@ -154,3 +157,16 @@ def test_other_cfg_options_and_values_out_of_range_are_refused_in_one_line(demo_
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "\n" not in err and said in err, err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_grid_over_the_pipelines_steps_equals_separate_pipeline_runs(demo_root, tiny, tmp_path) -> None:
+    """original, original-masks and original-input from one forward (the original's input), each equal to a run
+    of its own (--cfg-options pipeline=...); transformers' input is another forward, refused in a grid in one
+    line."""
+    grid = tmp_path / "grid"
+    assert main(_eval(demo_root, tiny, grid / "res", grid / "pred", "--cpu-procs", "1",
+                      "--grid", "pipeline=original,original-masks,original-input")) == 0
+    segments = _check_equal_to_separate_runs(demo_root, tiny, grid, tmp_path)
+    assert len(segments) == 3 and segments[0] != segments[2]
+    rc = main(_eval(demo_root, tiny, tmp_path / "r", None, "--grid", "pipeline=original,transformers"))
+    assert rc == 2

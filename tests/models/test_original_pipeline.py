@@ -127,3 +127,27 @@ def test_kept_queries_upsampled_alone_give_every_querys_upsampling(own_mask) -> 
     keep = labels.ne(5) & (scores > 0.3)
     assert torch.equal(every[keep], original.image_masks(masks[keep], (224, 288), (213, 281), (480, 640)))
     assert kept.info and kept.id_map.shape == (480, 640)
+
+
+def _segments(built, img: Path) -> tuple[np.ndarray, list]:
+    m = built.model
+    return m.to_segments(m.forward([m.pipeline({"img_path": str(img)})], "cpu", None)[0])
+
+
+def test_eomts_fusion_step_alone_keeps_the_originals_segments(demo_root, tmp_path) -> None:
+    """EoMT's transformers fusion is its original's but for ties at the thresholds: on the original's masks
+    (``original-masks``: its processor's own compute_segments, which takes mask logits) the segments are the
+    original's."""
+    from panbench.data.datasets import load_dataset
+    from panbench.models.hf.model import load_hf_model
+
+    ds = load_dataset(demo_root, name="demo", limit=4)
+    d = hf_tiny.build("eomt", list(ds.categories.names), tmp_path / "m")
+    own, step = (load_hf_model(str(d), ds.categories, "cpu", cfg_options={"pipeline": p})
+                 for p in ("original", "original-masks"))
+    found = 0
+    for sample in ds.samples:
+        (a, sa), (b, sb) = _segments(own, sample.image_path), _segments(step, sample.image_path)
+        assert np.array_equal(a, b) and [s["category_id"] for s in sa] == [s["category_id"] for s in sb]
+        found += len(sa)
+    assert found > 0

@@ -148,6 +148,7 @@ class _OriginalFusion(_Fusion):
         super().__init__(mtype, post, settings, order, n_things, fuse, n_hf)
         self.protocol, self.pipeline = protocol, pipeline
         self.pad_square = mtype.pad_square  # EoMT: transformers' post-processing reads the whole padded square
+        self.from_logits = mtype.segments_from_logits  # EoMT's compute_segments applies the sigmoid itself
         # the processor's module: transformers' remove_low_and_no_objects and compute_segments (original-masks)
         self.processor_module = inspect.getmodule(type(post.__self__)) if inspect.ismethod(post) else None
         # per model label: a thing (a label mapped to no category, DETR's N/A, is one as in DETR's is_thing_map)
@@ -199,7 +200,9 @@ class _OriginalFusion(_Fusion):
                                                                 logits.shape[-1] - 1)
         if kept.numel() == 0:
             return HFSegments(torch.zeros(target, dtype=torch.int32), [])
-        probs = image_masks(masks[kept].float(), one.padded, one.size, target).sigmoid()
+        probs = image_masks(masks[kept].float(), one.padded, one.size, target)
+        if not self.from_logits:
+            probs = probs.sigmoid()
         seg, info = module.compute_segments(probs, scores, labels, mask_threshold=settings["mask_threshold"],
                                             overlap_mask_area_threshold=settings["overlap_mask_area_threshold"],
                                             **self.stuff)

@@ -72,6 +72,7 @@ class ModelType:
     postprocess_modes: tuple[str, ...] = ("default",)  # the --postprocess modes that apply
     postprocess_refusal: str = ""  # one line: why the other --postprocess modes do not apply
     original: Original = _D2_M2F  # the original repository's own inference (--pipeline original)
+    segments_from_logits: bool = False  # its processor's compute_segments takes mask logits (EoMT's), not probabilities
 
     @property
     def query_masks(self) -> bool:
@@ -100,7 +101,7 @@ _EOMT = ModelType(
     settings_source=("tue-mps/eomt training/mask_classification_panoptic.py at commit 7bd19dd: mask_thresh 0.8 "
                      "(a threshold on the class score) and overlap_thresh 0.8, which the DINOv2 and the DINOv3 "
                      "configs keep; the mask threshold is transformers' default"),
-    stuff_keyword="stuff_classes", pad_square=True, pixel_mask=False,
+    stuff_keyword="stuff_classes", pad_square=True, pixel_mask=False, segments_from_logits=True,
     original=Original("long_side", 640, 640, 0, 1.0, "own_mask",
                       "tue-mps/eomt@7bd19dd training/lightning_module.py, training/mask_classification_panoptic.py",
                       exif=False),
@@ -253,8 +254,9 @@ def models() -> list[ModelSpec]:
     """The registered transformers checkpoints, in table order."""
     hf = "transformers"
     # detectron2's COCOPanopticEvaluator (Mask2Former, MaskFormer, OneFormer) and DETR's evaluation run panopticapi
+    # the input of the originals' test-time inference (--pipeline original): shortest edge 800, longest at most 1333
     specs = [ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture=arch, backbone=backbone, ref=ref,
-                       published=dict(published), published_source=source, framework=hf,
+                       published=dict(published), published_source=source, framework=hf, input_size="800-1333",
                        published_rules="panopticapi" if published else None,
                        published_pipeline="original" if published else None)
              for name, ref, arch, backbone, published, source in _HF_TABLE]
