@@ -16,7 +16,7 @@ crop, resize, fusion) as its original repository runs it, around transformers' n
   bilinear, sizes rounded), zero padding of the uint8 image to the square, ``x / 255`` then ``(x - mean) / std``; mask
   logits upsampled to the square, cropped, resized; ``to_per_pixel_preds_panoptic``.
 
-Checked against the originals' own code, run on the same network outputs and images (tests/models/test_original.py,
+Checked against the originals' own code, run on the same network outputs and images (tests/models/test_originals.py,
 ``make test-vision``).  Each function here is one step; a model type's :class:`panbench.models.hf.types.Original`
 says which it runs."""
 
