@@ -151,3 +151,51 @@ def test_eomts_fusion_step_alone_keeps_the_originals_segments(demo_root, tmp_pat
         assert np.array_equal(a, b) and [s["category_id"] for s in sa] == [s["category_id"] for s in sb]
         found += len(sa)
     assert found > 0
+
+
+def _coco_names(coco_sample: Path) -> list[str]:
+    return [c["name"] for c in json.loads((coco_sample / "annotations" / "panoptic_val2017.json").read_text())
+            ["categories"]]
+
+
+def test_eval_of_a_384_square_mask2former_records_the_originals_input(coco_sample, tmp_path) -> None:
+    """The hub's 384x384 preprocessor config (transformers' conversion script): ``eval`` runs the original's
+    800-1333 input by default and its record says so; under transformers' pipeline its config says 384x384."""
+    d = hf_tiny.build("mask2former", _coco_names(coco_sample), tmp_path / "m")
+    cfg = json.loads((d / "preprocessor_config.json").read_text())
+    (d / "preprocessor_config.json").write_text(json.dumps({**cfg, "size": {"height": 384, "width": 384}}))
+    args = ["eval", "--model", f"hf:{d}", "--data-root", str(coco_sample), "--results", str(tmp_path / "r"),
+            "--device", "cpu", "--workers", "0", "--cpu-procs", "1", "--no-progress", "--flops-images", "0"]
+    for extra, pipeline in (([], "original"), (["--pipeline", "transformers"], "transformers")):
+        assert main([*args, *extra]) == 0
+        rows = list(csv.DictReader(open(tmp_path / "r" / "runs.csv")))
+        rec = json.loads((tmp_path / "r" / rows[-1]["record"]).read_text())
+        config = json.loads(rec["provenance"]["config"])
+        assert rec["provenance"]["pipeline"] == config["pipeline"] == pipeline
+        assert ("shortest edge 800, longest at most 1333, padded to a multiple of 32" in config.get("original", "")) \
+            == (pipeline == "original")
+        assert config["processor"]["size"] == {"height": 384, "width": 384}
+
+
+def test_a_registered_checkpoints_published_numbers_meet_only_a_run_under_their_pipeline(coco_sample, tmp_path,
+                                                                                         monkeypatch) -> None:
+    """A registered hf checkpoint (here a tiny local one registered for the test) on COCO: under its published
+    numbers' pipeline (original) the record has a delta to them; under transformers' none, and the record and
+    ``table --vs-published`` say why."""
+    from panbench.models.hf import types
+
+    d = hf_tiny.build("mask2former", _coco_names(coco_sample), tmp_path / "m")
+    monkeypatch.setattr(types, "_HF_TABLE", [("hf-tiny", str(d), "Mask2Former", "Swin", {"PQ": 50.0}, "a test")])
+    res = tmp_path / "r"
+    args = ["eval", "--model", "hf-tiny", "--data-root", str(coco_sample), "--results", str(res), "--device", "cpu",
+            "--workers", "0", "--cpu-procs", "1", "--no-progress", "--flops-images", "0"]
+    recs = {}
+    for pipeline in ("original", "transformers"):
+        assert main([*args, "--pipeline", pipeline]) == 0
+        rows = list(csv.DictReader(open(res / "runs.csv")))
+        recs[pipeline] = json.loads((res / rows[-1]["record"]).read_text())
+    own, stock = recs["original"], recs["transformers"]
+    assert own["published_pipeline"] == stock["published_pipeline"] == "original"
+    assert own["delta_to_published"]["PQ"] == pytest.approx(own["metrics"]["PQ"] - 50.0)
+    assert not stock["delta_to_published"]
+    assert main(["table", "--results", str(res), "--vs-published", "--all-columns", "--format", "csv"]) == 0
