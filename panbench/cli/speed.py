@@ -45,9 +45,12 @@ def run(args: argparse.Namespace) -> int:
     import torch  # noqa: F401  (every model needs it: without it, one line naming the extra before any work)
 
     from panbench.data.datasets import load_dataset
+    from panbench.evaluation.options import check_pipeline, with_pipeline
     from panbench.evaluation.speed import SpeedOptions, measure
 
     specs, args.dataset = models_and_dataset(args.model, args.dataset)
+    cfg_options = with_pipeline(None, args.pipeline)
+    check_pipeline(specs, cfg_options)
     check_writable(args.results, "--results")
     announce(f"reading the dataset at {dataset_root(args)}")
     ds = load_dataset(dataset_root(args), name=args.dataset, limit=args.limit, subset=args.subset)
@@ -56,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     opts = SpeedOptions(warmup=args.warmup_iters, iters=args.iters, compile=args.compile,
                         compile_mode=args.compile_mode, amp=args.amp, device=args.device,
                         end_to_end=not args.no_e2e, check_pq=args.check_pq, seed=args.seed,
-                        results_dir=Path(args.results), command=getattr(args, "command_line", None))
+                        results_dir=Path(args.results), command=getattr(args, "command_line", None),
+                        cfg_options=cfg_options)
     failed = []
     for spec in specs:
         rec = measure(spec, ds, opts)
@@ -83,7 +87,8 @@ def speed_text(rec: Any) -> str:
         lines.append(f"  end to end (load, preprocess, forward, segments): {e['fps']:.2f} FPS, {e['ms_mean']:.1f} ms")
     state = f"compiled ({', '.join(rec.compile.get('modules', []))})" if rec.compile.get("on") else "eager"
     lines.append(f"  protocol {p['name']}: batch {p['batch']}, {p['warmup']} warm-up + {p['iters']} timed "
-                 f"iterations over {p['images']} images, {p['clock']}; input {rec.input_size}; {rec.device}, "
+                 f"iterations over {p['images']} images, {p['clock']}; input {rec.input_size}"
+                 + (f" (pipeline {pipe})" if (pipe := rec.provenance.get("pipeline")) else "") + f"; {rec.device}, "
                  f"{rec.amp}, {state}; torch {rec.provenance['versions'].get('torch')}")
     ctx = rec.speed_context or {}
     lines.append(f"  load {ctx.get('load_start')} -> {ctx.get('load_end')}, other work on "

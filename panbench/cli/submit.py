@@ -73,9 +73,11 @@ def _eval_args(args: argparse.Namespace, checkpoint: str | None) -> list[str]:
 
 
 def _new_sweep(args: argparse.Namespace) -> Manifest:
+    from panbench.evaluation.options import check_pipeline, with_pipeline
     from panbench.robustness.corruptions import DEMO_SEVERITIES, parse_names, parse_severities
 
     specs, args.dataset = models_and_dataset(args.model, args.dataset)
+    check_pipeline(specs, with_pipeline(None, args.pipeline))  # refused before any job, as eval would
     checkpoint = single_checkpoint(args.checkpoint, specs)
     names = parse_names(args.corruptions) if args.corruptions else []
     if args.severities and not names:

@@ -160,13 +160,19 @@ def _beyond_int64(value: Any) -> int | None:
     return next((b for v in items if (b := _beyond_int64(v)) is not None), None)
 
 
-def check_models(specs: list[Any], categories: Any, opts: EvalOptions) -> None:
-    """Before any model runs: each model takes the options given (its family's ``check_options``), so that
-    ``--model all`` does not stop at the fifth model."""
-    if PIPELINE_KEY in (opts.cfg_options or {}):
+def check_pipeline(specs: list[Any], cfg_options: dict[str, Any] | None) -> None:
+    """``--pipeline`` only where every model is an ``hf:`` one (the others have one inference, their framework's);
+    else refused in one line."""
+    if PIPELINE_KEY in (cfg_options or {}):
         if others := [s.name for s in specs if s.framework != "transformers"]:
             raise PanbenchError(f"--pipeline applies to hf: models (transformers checkpoints), and {others[0]} runs "
                                 "its own framework's inference; run it in a command without --pipeline")
+
+
+def check_models(specs: list[Any], categories: Any, opts: EvalOptions) -> None:
+    """Before any model runs: each model takes the options given (its family's ``check_options``), so that
+    ``--model all`` does not stop at the fifth model."""
+    check_pipeline(specs, opts.cfg_options)
     for spec in specs:
         spec.family.entry().check_options(spec, categories, opts.cfg_options, opts.postprocess.name)
     if opts.grid:

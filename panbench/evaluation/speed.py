@@ -45,6 +45,7 @@ class SpeedOptions:
     seed: int = 0
     results_dir: Path = Path("results")
     command: str | None = None
+    cfg_options: dict[str, Any] | None = None  # an hf: model's --pipeline (panbench.evaluation.options.with_pipeline)
 
 
 class Timer(Protocol):
@@ -165,7 +166,8 @@ def eval_options(opts: SpeedOptions, cache_root: Path | None = None) -> EvalOpti
     """The eval options that load the model (and, for :func:`check_pq`, run the eval loop)."""
     return EvalOptions(device=opts.device, amp=opts.amp, seed=opts.seed, workers=0, cpu_procs=1, progress=False,
                        resume=False, results_dir=opts.results_dir, ap=False, flops_images=0, warmup=0,
-                       cache_root=cache_root or opts.results_dir / "cache", command=opts.command)
+                       cache_root=cache_root or opts.results_dir / "cache", command=opts.command,
+                       cfg_options=opts.cfg_options)
 
 
 def measure(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions) -> SpeedRecord:
@@ -209,7 +211,8 @@ def _record(run: Any, opts: SpeedOptions, timer: Timer, compiled: dict[str, Any]
         published_fps_source=spec.published_source if spec.published_fps is not None else None,
         date=now_iso(), pq_check=pq, speed_context=context,
         provenance={"versions": versions(run.lm.packages), "git_commit": git_commit(),
-                    "command": opts.command or command_line()},
+                    "command": opts.command or command_line(),
+                    **({"pipeline": run.lm.inference} if run.lm.inference is not None else {})},
     )
 
 

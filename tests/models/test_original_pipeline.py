@@ -199,3 +199,37 @@ def test_a_registered_checkpoints_published_numbers_meet_only_a_run_under_their_
     assert own["delta_to_published"]["PQ"] == pytest.approx(own["metrics"]["PQ"] - 50.0)
     assert not stock["delta_to_published"]
     assert main(["table", "--results", str(res), "--vs-published", "--all-columns", "--format", "csv"]) == 0
+
+
+def test_speed_times_the_pipeline_asked_for_and_records_it(demo_root, tmp_path, capsys) -> None:
+    """``panbench speed --pipeline``: the original's input (shortest edge 800) by default, the processor's (64 here)
+    under transformers'; the record's input size and provenance say which."""
+    names = [c["name"] for c in json.loads((demo_root / "annotations" / "panoptic_val2017.json").read_text())
+             ["categories"]]
+    d = hf_tiny.build("mask2former", names, tmp_path / "m")
+    shorts = {}
+    for pipeline in ("original", "transformers"):
+        out = tmp_path / pipeline
+        assert main(["speed", "--model", f"hf:{d}", "--dataset", "demo", "--data-root", str(demo_root), "--limit",
+                     "1", "--warmup-iters", "0", "--iters", "1", "--device", "cpu", "--no-e2e", "--results",
+                     str(out), "--pipeline", pipeline]) == 0
+        rec = json.loads(next((out / "speed").glob("*.json")).read_text())
+        assert rec["provenance"]["pipeline"] == pipeline and f"(pipeline {pipeline})" in capsys.readouterr().out
+        shorts[pipeline] = min(int(x) for x in rec["input_size"].split("x"))
+    assert shorts == {"original": 800, "transformers": 64}
+
+
+def test_a_sweep_passes_the_pipeline_to_each_cells_eval_and_refuses_it_for_other_frameworks(demo_root,
+                                                                                            tmp_path) -> None:
+    from panbench.cli import build_parser
+    from panbench.cli.submit import _eval_args, _new_sweep
+    from panbench.errors import PanbenchError
+
+    args = build_parser().parse_args(["submit", "--model", "hf:/nowhere", "--dataset", "demo", "--data-root",
+                                      str(demo_root), "--results", str(tmp_path), "--pipeline", "transformers"])
+    forwarded = _eval_args(args, None)
+    assert forwarded[forwarded.index("--pipeline") + 1] == "transformers"
+    mixed = build_parser().parse_args(["submit", "--model", "demo-mask2former", "--dataset", "demo", "--data-root",
+                                       str(demo_root), "--results", str(tmp_path), "--pipeline", "transformers"])
+    with pytest.raises(PanbenchError, match="--pipeline applies to hf: models"):
+        _new_sweep(mixed)
