@@ -149,7 +149,8 @@ def test_finish_grid_gives_one_output_per_image_per_setting_the_own_one_as_finis
     (["--cfg-options", "mask_threshold=high"], "--cfg-options mask_threshold=high: must be a number"),
     (["--grid", "threshold=0.5,1.5"], "--grid threshold=1.5: must be in [0, 1]"),
     (["--grid", "object_mask_thr=0.5,0.8"],
-     "not a post-processing key of hf-mask2former (its keys: threshold, mask_threshold, overlap_mask_area_threshold, pipeline)"),
+     "not a post-processing key of hf-mask2former (its keys: threshold, mask_threshold, "
+     "overlap_mask_area_threshold, pipeline)"),
 ])
 def test_other_cfg_options_and_values_out_of_range_are_refused_in_one_line(demo_root, tiny, tmp_path, capsys,
                                                                            options, said) -> None:
