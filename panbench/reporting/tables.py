@@ -141,6 +141,7 @@ def _published_columns(r: RunRecord, published: bool) -> dict[str, Any]:
             rule if rule and m is not None else f"{rule} (not computed)" if rule else "unknown")
     if other:  # another inference than the published numbers': nothing to set them beside
         m = None
+    if published:
         row["PQ_under_rules"] = m.get("PQ") if m is not None and rule != "panopticapi" else None
     for k in METRIC_KEYS if published else ():
         row[f"{k}_pub"] = p = pub.get(k)

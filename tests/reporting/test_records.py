@@ -42,7 +42,8 @@ def test_external_record_has_the_declared_fields_in_order(tmp_path) -> None:
     declared = [k for k in RECORD_FIELDS if k not in ("amp", "precision", "selection", "speed_context",
                                                                    "record", "corruption", "diagnosis", *AP_MIOU,
                                                                    *ANALYSIS_FIELDS, "evaluators", "rules",
-                                                                   "rules_attribution", "published_rules")]
+                                                                   "rules_attribution", "published_rules",
+                                                                   "published_pipeline")]
     assert list(rec) == declared  # scored with --no-analysis: no analysis fields
     analyses = {k: {} for k in ANALYSIS_FIELDS if k != "analysis_file"}
     rec = _external("sys", args, "f" * 16, **analyses)
@@ -50,7 +51,8 @@ def test_external_record_has_the_declared_fields_in_order(tmp_path) -> None:
                                                                             "speed_context", "record", "corruption",
                                                                             "analysis_file", "diagnosis",
                                                                             "evaluators", "rules",
-                                                                            "rules_attribution", "published_rules")]
+                                                                            "rules_attribution", "published_rules",
+                                                                            "published_pipeline")]
     assert rec["provenance"]["dataset"]["fingerprint"] == "f" * 16
     assert rec["schema"] == SCHEMA_VERSION and rec["metrics"]["PQ"] == 50.0 and rec["semantic"]["mDice"] == 3.0
 
