@@ -77,6 +77,7 @@ class Run:
                              {**(opts.cfg_options or {}), **forward} or None, ap=opts.ap)
         if opts.corruption is not None:  # before a run: a family that cannot take it is refused, not scored clean
             check_corruptible(self.lm.family, spec.framework)
+        self.lm.family.check_dataset(dataset.name)  # an hf: model's original test sizes: its COCO configs'
         family = self.lm.family
         settings = grid_settings(spec, family, opts)
         # a grid's settings come from the model's own fusion, run by panbench, on the forward's outputs

@@ -98,6 +98,10 @@ class PanopticModel(Protocol):
         """The score below which the fusion drops a segment under these options (the analyses' own threshold);
         None: not known."""
 
+    def check_dataset(self, name: str) -> None:
+        """Refuses, in one line, a dataset the model's test-time inference does not know (the name of
+        :data:`panbench.data.catalog.DATASETS`)."""
+
 
 def check_model(model: Any, family: str) -> None:
     """Refuse, in one line, a family's model that lacks a member of :class:`PanopticModel` (a family written before
@@ -137,6 +141,9 @@ class Abilities:
 
     def score_cutoff(self, cfg_options: dict[str, Any] | None, postprocess: PostProcess) -> float | None:
         return None
+
+    def check_dataset(self, name: str) -> None:
+        return None  # one inference for every dataset
 
 
 @runtime_checkable

@@ -349,7 +349,8 @@ def migrate(raw: dict[str, Any]) -> dict[str, Any]:
     (``external`` for ``score --name``), one without ``selection`` ran what its command line says, one without
     ``published_source`` has the model zoo's numbers (an mmdet model) or the original release's (an hf: model), one
     with published numbers and no ``published_rules`` has those of its source (:data:`_SOURCE_RULES`; unknown for a
-    source panbench does not register), and a speed of 0 was not measured."""
+    source panbench does not register), an hf: run without ``provenance.pipeline`` ran transformers' pipeline (its
+    published numbers, the originals' pipeline's), and a speed of 0 was not measured."""
     rec = {k: ({} if v is None and k in BLOCKS else v) for k, v in raw.items()}
     external = rec.get("architecture") == "external"
     if not rec.get("framework"):
@@ -362,6 +363,11 @@ def migrate(raw: dict[str, Any]) -> dict[str, Any]:
                                    else "original release (docs/huggingface.md)")
     if "published_rules" not in rec and any(v is not None for v in (rec.get("published") or {}).values()):
         rec["published_rules"] = _rules_of_source(str(rec.get("published_source")))
+    if rec["framework"] == "transformers" and "pipeline" not in (rec.get("provenance") or {}):
+        # an hf: run from before --pipeline ran transformers' stock pipeline; the published numbers, the originals'
+        rec["provenance"] = {**(rec.get("provenance") or {}), "pipeline": "transformers"}
+        if "published_pipeline" not in rec and any(v is not None for v in (rec.get("published") or {}).values()):
+            rec["published_pipeline"] = "original"
     timings = rec.get("timings") or {}
     if isinstance(timings.get("images_per_s"), int | float) and not timings["images_per_s"] > 0:
         rec["timings"] = {**timings, "images_per_s": None}

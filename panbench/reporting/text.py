@@ -60,13 +60,14 @@ def format_record(rec: RunRecord, results_dir: Any = None) -> str:
     if any(v is not None for v in pub.values()):
         d = rec.delta_to_published
         ruled = rec.metrics if rule == "panopticapi" else (rec.rules or {}).get(rule or "") or {}
+        other = other_pipeline(rec)  # another pipeline's run (an older record's delta too): no difference
         parts = [f"{k} {ruled[k]:.1f} vs {pub[k]:.1f} ({d[k]:+.1f})" for k in ("PQ", "PQ_th", "PQ_st")
-                 if pub.get(k) is not None and ruled.get(k) is not None and d.get(k) is not None]
+                 if pub.get(k) is not None and ruled.get(k) is not None and d.get(k) is not None and not other]
         under = f"under {rule}'s rules" if rule else "under rules it does not say: no difference shown"
-        if other := other_pipeline(rec):
+        if other:
             under = f"{under}; {other}"
         lines.append(f"  published ({rec.published_source or 'zoo'}; {under}): " + ("; ".join(parts) or "-"))
-        if (dpq := d.get("PQ")) is not None and abs(dpq) > 1.0:
+        if not other and (dpq := d.get("PQ")) is not None and abs(dpq) > 1.0:
             note = "on a subset, a gap is expected" if rec.n_images < 5000 else "check checkpoint and class order"
             lines.append(f"  WARNING: PQ differs from the published value by {dpq:+.1f} ({note})")
     lines += ["  " + line for line in rules_lines(rec.rules) + attribution_lines(rec.rules_attribution)]

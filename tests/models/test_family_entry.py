@@ -196,7 +196,8 @@ def test_a_family_whose_model_lacks_the_abilities_defaults_is_refused_in_one_lin
                "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
-    assert "model family toy: its model (Const) lacks deferred, finish, finish_grid, forward_values, grid_kind" in err
+    assert "model family toy: its model (Const) lacks check_dataset, deferred, finish, finish_grid, " \
+           "forward_values" in err
     assert "derive its class from panbench.models.protocol.Abilities" in err
 
 

@@ -20,6 +20,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from panbench.cli import main  # noqa: E402
+from panbench.errors import PanbenchError  # noqa: E402
 from panbench.models.hf import original  # noqa: E402
 from panbench.models.hf.types import TYPES  # noqa: E402
 
@@ -233,3 +234,39 @@ def test_a_sweep_passes_the_pipeline_to_each_cells_eval_and_refuses_it_for_other
                                        str(demo_root), "--results", str(tmp_path), "--pipeline", "transformers"])
     with pytest.raises(PanbenchError, match="--pipeline applies to hf: models"):
         _new_sweep(mixed)
+
+
+def test_the_originals_coco_sizes_are_refused_on_another_dataset_in_one_line(tmp_path, capsys) -> None:
+    """Mask2Former's original configs test Cityscapes at 1024-2048 and ADE20K at 640-2560, which panbench does not
+    know yet: ``--pipeline original`` off COCO (and the demo set) is refused, ``--pipeline transformers`` runs;
+    EoMT's square comes from its checkpoint's processor, so it runs on any dataset."""
+    from panbench.models.hf.model import load_hf_model
+
+    cats = SimpleNamespace(names=["person", "sky"], ids=[1, 2], isthing=[1, 0])
+    for kind, refused in (("mask2former", True), ("eomt", False)):
+        d = hf_tiny.build(kind, cats.names, tmp_path / kind)
+        own = load_hf_model(str(d), cats, "cpu").model
+        own.check_dataset("coco")
+        if refused:
+            with pytest.raises(PanbenchError, match="COCO test sizes .*pass --pipeline transformers"):
+                own.check_dataset("cityscapes")
+        else:
+            own.check_dataset("cityscapes")
+        load_hf_model(str(d), cats, "cpu", cfg_options={"pipeline": "transformers"}).model.check_dataset("cityscapes")
+
+
+def test_an_hf_record_from_before_the_pipelines_reads_as_transformers_run(tmp_path) -> None:
+    """A record an older panbench wrote for a registered hf checkpoint (transformers' pipeline, its delta to the
+    originals' published number beside): read back, it names the transformers pipeline and shows no delta."""
+    from panbench.records.io import migrate
+    from panbench.records.schema import RunRecord
+    from panbench.reporting.labels import other_pipeline
+
+    old = {"model": "hf-mask2former_swin-t", "framework": "transformers", "metrics": {"PQ": 40.0},
+           "published": {"PQ": 53.2}, "published_source": "facebookresearch/Mask2Former MODEL_ZOO.md",
+           "published_rules": "panopticapi", "delta_to_published": {"PQ": -13.2}, "provenance": {"command": "x"}}
+    rec = RunRecord.from_json(migrate(old))
+    assert rec.provenance["pipeline"] == "transformers" and rec.published_pipeline == "original"
+    assert "this run transformers: no difference" in str(other_pipeline(rec))
+    mmdet = RunRecord.from_json(migrate({**old, "framework": "mmdet", "model": "mask2former"}))
+    assert other_pipeline(mmdet) is None and "pipeline" not in mmdet.provenance

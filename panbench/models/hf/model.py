@@ -122,6 +122,11 @@ class _Fusion:
         """Image ``i``'s share of a batch's outputs, as :meth:`one` reads it (:func:`_one_image`)."""
         return _one_image(outputs, i, size, padded)
 
+    def share(self, outputs: Any, i: int, size: tuple[int, int], padded: tuple[int, int]) -> SimpleNamespace:
+        """Image ``i``'s share as transformers' post-processing (panoptic, instance, semantic) reads it: cropped to
+        the image's input (:func:`_one_image`)."""
+        return _one_image(outputs, i, size, padded)
+
     def one(self, one: SimpleNamespace, target: tuple[int, int], settings: dict[str, float] | None = None,
             postprocess: PostProcess | None = None) -> HFSegments | HFMerged:
         """One image's output (:func:`_one_image`) under ``settings`` and ``postprocess`` (default: the model's)."""
@@ -151,8 +156,10 @@ class _OriginalFusion(_Fusion):
         self.from_logits = mtype.segments_from_logits  # EoMT's compute_segments applies the sigmoid itself
         # the processor's module: transformers' remove_low_and_no_objects and compute_segments (original-masks)
         self.processor_module = inspect.getmodule(type(post.__self__)) if inspect.ismethod(post) else None
-        # per model label: a thing (a label mapped to no category, DETR's N/A, is one as in DETR's is_thing_map)
-        self.is_thing = [self.label_of[h] < n_things if h in self.label_of else True for h in range(n_hf)]
+        # per model label: a thing or not; a label mapped to no category (DETR's N/A) as its original counts it:
+        # DETR's hubconf.py is_thing_map, ids up to 90 (its labels are COCO's ids), a thing otherwise
+        unmapped = (lambda h: h <= 90) if protocol.fusion == "mask_argmax" else (lambda h: True)
+        self.is_thing = [self.label_of[h] < n_things if h in self.label_of else unmapped(h) for h in range(n_hf)]
 
     def image(self, outputs: Any, i: int, size: tuple[int, int], padded: tuple[int, int]) -> SimpleNamespace:
         """Image ``i``'s outputs uncropped (the originals upsample the padded batch's masks), with its resized
@@ -161,6 +168,11 @@ class _OriginalFusion(_Fusion):
         one.size, one.padded = size, padded
         return one
 
+    def share(self, outputs: Any, i: int, size: tuple[int, int], padded: tuple[int, int]) -> SimpleNamespace:
+        """As transformers' post-processing reads it: cropped to the image's resized input, but EoMT's whole padded
+        square (its post-processing takes the padding off itself)."""
+        return _one_image(outputs, i, padded if self.pad_square else size, padded)
+
     def one(self, one: SimpleNamespace, target: tuple[int, int], settings: dict[str, float] | None = None,
             postprocess: PostProcess | None = None, pipeline: str | None = None) -> HFSegments | HFMerged:
         settings = self.settings if settings is None else settings
@@ -168,21 +180,18 @@ class _OriginalFusion(_Fusion):
         pipeline = self.pipeline if pipeline is None else pipeline
         if (pp is not None and pp.name != "default" and self.columns is not None) or pipeline == "original-input":
             # transformers' post-processing reads the image's share (EoMT's: its whole padded square)
-            share = _one_image(vars(one), 0, one.padded if self.pad_square else one.size, one.padded)
-            return super().one(share, target, settings, postprocess)
+            return super().one(self.share(vars(one), 0, one.size, one.padded), target, settings, postprocess)
         if pipeline == "original-masks":
             return self._compute_segments(one, target, settings)
         p = self.protocol
         if p.fusion == "mask_argmax":
             seg = detr_fusion(one.logits[0], one.pred_masks[0], one.size, target, self.is_thing,
-                                       settings["threshold"])
+                              settings["threshold"])
         else:
-            seg = query_fusion(one.class_queries_logits[0], one.masks_queries_logits[0], one.padded,
-                                        one.size, target, self.is_thing, settings["threshold"],
-                                        settings["overlap_mask_area_threshold"], own_mask=p.fusion == "own_mask",
-                                        mask_threshold=settings["mask_threshold"])
+            seg = query_fusion(one.class_queries_logits[0], one.masks_queries_logits[0], one.padded, one.size,
+                               target, self.is_thing, settings["threshold"], settings["overlap_mask_area_threshold"],
+                               own_mask=p.fusion == "own_mask", mask_threshold=settings["mask_threshold"])
         return HFSegments(seg.id_map, seg.info)
-
 
     def _compute_segments(self, one: SimpleNamespace, target: tuple[int, int],
                           settings: dict[str, float]) -> HFSegments:
@@ -363,7 +372,7 @@ class HFPanoptic(Abilities, torch.nn.Module):
         results = (self.fusion.predict if timed else self.fusion.segments)(outputs, sizes, padded, targets)
         if self.instance_source is None:
             return [HFOutput(r) for r in results]
-        return [HFOutput(r, _one_image(outputs, i, size, padded), t)
+        return [HFOutput(r, self.fusion.share(outputs, i, size, padded), t)
                 for i, (r, size, t) in enumerate(zip(results, sizes, targets))]
 
     @contextmanager
@@ -426,7 +435,7 @@ class HFPanoptic(Abilities, torch.nn.Module):
             images = [self.fusion.image(outputs, i, size, padded) for i, size in enumerate(sizes)]
         keep = self.instance_source is not None  # AP and mIoU read the network's outputs: the same for every setting
         with pending.under():  # what they read: each image's share, cropped as the run's (:meth:`_fuse`)
-            shares = [_one_image(outputs, i, size, padded) for i, size in enumerate(sizes)] if keep else images
+            shares = [self.fusion.share(outputs, i, size, padded) for i, size in enumerate(sizes)] if keep else images
         shared: list[dict[str, Any]] = [{} for _ in images]
         for st in settings:
             values = {**self.mtype.settings, **cfg_settings(self.where, st.cfg_options)}
@@ -517,6 +526,15 @@ class HFPanoptic(Abilities, torch.nn.Module):
             raise PanbenchError(f"{self.where}: --postprocess {postprocess.name} reads the class logits of every "
                                 "model label, and labels of this model map to no category (N/A); leave "
                                 "--postprocess out")
+
+    def check_dataset(self, name: str) -> None:
+        """Under the original's input, a dataset whose test sizes its COCO configs do not give (Cityscapes: 1024-2048,
+        ADE20K: 640-2560 or 512-2048 in the originals' configs) is refused in one line."""
+        p = self.protocol
+        if p is not None and p.datasets is not None and name not in p.datasets:
+            raise PanbenchError(f"{self.where}: --pipeline original runs the original's COCO test sizes (shortest edge "
+                                f"{p.short}, longest {p.long}); its configs use others on {name}, which panbench does "
+                                "not know yet: pass --pipeline transformers")
 
     def compile_targets(self) -> list[tuple[str, Any]]:
         """The network whole (post-processing stays eager), as EoMT's published FPS was measured."""

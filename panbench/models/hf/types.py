@@ -34,6 +34,9 @@ class Original:
     fusion: str
     source: str  # the repository, commit and files it follows
     exif: bool = True  # detectron2's read_image turns an image by its EXIF orientation; DETR's and EoMT's do not
+    # the datasets whose test sizes these are (their COCO configs; the demo set is made at COCO's scale); None: the
+    # checkpoint's processor gives them (EoMT's square, one checkpoint per dataset)
+    datasets: tuple[str, ...] | None = ("coco", "demo")
     pixel_mask: bool = False  # the network is given the padded batch's pixel mask (DETR's NestedTensor)
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
@@ -104,7 +107,7 @@ _EOMT = ModelType(
     stuff_keyword="stuff_classes", pad_square=True, pixel_mask=False, segments_from_logits=True,
     original=Original("long_side", 640, 640, 0, 1.0, "own_mask",
                       "tue-mps/eomt@7bd19dd training/lightning_module.py, training/mask_classification_panoptic.py",
-                      exif=False),
+                      exif=False, datasets=None),
     no_semantic=("its post_process_semantic_segmentation reads the sliding-window crops of EoMT's semantic "
                  "set-up (patch_offsets), not the padded square of panoptic inference: mIoU is the panoptic output's"),
     postprocess_refusal=("EoMT's query masks cover its padded square input, which panbench's maskwise and argmax "
