@@ -270,3 +270,38 @@ def test_an_hf_record_from_before_the_pipelines_reads_as_transformers_run(tmp_pa
     assert "this run transformers: no difference" in str(other_pipeline(rec))
     mmdet = RunRecord.from_json(migrate({**old, "framework": "mmdet", "model": "mask2former"}))
     assert other_pipeline(mmdet) is None and "pipeline" not in mmdet.provenance
+
+
+def test_eomts_instances_under_the_originals_input_read_its_whole_padded_square(tmp_path) -> None:
+    """AP and mIoU come from transformers' post-processing of the network's outputs; EoMT's takes the padding off
+    its square itself, so its share is the whole square, as under transformers' pipeline (a crop would stretch its
+    masks); Mask2Former's is cropped to the image's resized input."""
+    from panbench.models.hf.model import load_hf_model
+
+    cats = SimpleNamespace(names=["person", "sky"], ids=[1, 2], isthing=[1, 0])
+    img = tmp_path / "wide.png"
+    Image.fromarray(np.zeros((300, 640, 3), np.uint8)).save(img)
+    for kind in ("eomt", "mask2former"):
+        m = load_hf_model(str(hf_tiny.build(kind, cats.names, tmp_path / kind)), cats, "cpu").model
+        m.enable_instances()
+        item = m.pipeline({"img_path": str(img)})
+        out = m.forward([item], "cpu", None)[0]
+        masks = out.outputs.masks_queries_logits
+        padded = tuple(item["pixel_values"].shape[-2:])
+        whole = masks.shape[-1] * padded[0] == masks.shape[-2] * padded[1]  # the square's (or padded input's) shape
+        assert whole == (kind == "eomt"), (kind, tuple(masks.shape), padded)
+        assert m.to_instances(out) is not None
+
+
+def test_a_model_type_without_a_known_original_defaults_to_transformers_pipeline() -> None:
+    from dataclasses import replace
+
+    from panbench.errors import InputError
+    from panbench.models.hf.types import pipeline_of
+
+    unknown = replace(TYPES["mask2former"], original=None)
+    assert pipeline_of("x", None, unknown) == "transformers" and pipeline_of("x", None, TYPES["detr"]) == "original"
+    with pytest.raises(InputError, match="knows no original inference of Mask2Former; pass --pipeline transformers"):
+        pipeline_of("x", {"pipeline": "original"}, unknown)
+    with pytest.raises(InputError, match="DETR's original resizes its id map"):
+        pipeline_of("x", {"pipeline": "original-masks"}, TYPES["detr"])

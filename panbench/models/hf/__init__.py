@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from panbench.errors import PanbenchError
-from panbench.models.hf.types import by_architecture, cfg_settings, describe, pipeline_of, postprocess_refusal
+from panbench.models.hf.types import (
+    PIPELINE_KEY,
+    by_architecture,
+    cfg_settings,
+    describe,
+    pipeline_of,
+    postprocess_refusal,
+)
 from panbench.ops.pairing import install_command
 
 if TYPE_CHECKING:
@@ -40,7 +47,7 @@ def config_text(spec: ModelSpec, cfg_options: dict[str, Any] | None, ap: bool) -
     what a separate run of it would), from the model's load in this process."""
     from panbench.models.hf.model import recorded_config
 
-    return recorded_config(str(spec.ref), cfg_settings(spec.name, cfg_options), pipeline_of(spec.name, cfg_options))
+    return recorded_config(str(spec.ref), cfg_settings(spec.name, cfg_options), (cfg_options or {}).get(PIPELINE_KEY))
 
 
 def grid_kind(spec: ModelSpec) -> str:
@@ -56,6 +63,7 @@ def check_options(spec: ModelSpec, categories: Any, cfg_options: dict[str, Any] 
     kind = _local_model_type(spec)
     mtype = by_architecture(spec.architecture) if kind is None else describe(kind, f"hf:{spec.ref}")
     refusal = None if mtype is None else postprocess_refusal(str(spec.ref), postprocess, spec.name, mtype)
+    pipeline_of(spec.name, cfg_options, mtype)  # a pipeline the model type cannot run, refused before any model
     if refusal is not None:
         raise PanbenchError(f"{refusal}; leave --postprocess out, or the model out of --model (nothing was run)")
 

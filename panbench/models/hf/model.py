@@ -41,7 +41,15 @@ from panbench.models.hf.original import (
     read_rgb,
 )
 from panbench.models.hf.original import padded_size as original_padded_size
-from panbench.models.hf.types import ModelType, Original, cfg_settings, describe, pipeline_of, postprocess_refusal
+from panbench.models.hf.types import (
+    PIPELINE_KEY,
+    ModelType,
+    Original,
+    cfg_settings,
+    describe,
+    pipeline_of,
+    postprocess_refusal,
+)
 from panbench.models.postprocess import PostProcess, merge_queries
 from panbench.models.protocol import Abilities, Built, Weights, timed_calls
 from panbench.ops.pairing import install_command
@@ -197,9 +205,6 @@ class _OriginalFusion(_Fusion):
                           settings: dict[str, float]) -> HFSegments:
         """The original's masks (upsampled, cropped, resized, then the sigmoid) fused by transformers' own
         ``remove_low_and_no_objects`` and ``compute_segments`` (its processor's module): the fusion step alone."""
-        if self.protocol.fusion == "mask_argmax":
-            raise PanbenchError("--pipeline original-masks: DETR's original resizes its id map, not its masks, so "
-                                "its mask resolution is no step of its own; use original-input or original")
         module = self.processor_module
         assert module is not None, "the processor's post-processing is a method of its class"
         logits, masks = one.class_queries_logits[0].float(), one.masks_queries_logits[0]
@@ -439,7 +444,8 @@ class HFPanoptic(Abilities, torch.nn.Module):
         shared: list[dict[str, Any]] = [{} for _ in images]
         for st in settings:
             values = {**self.mtype.settings, **cfg_settings(self.where, st.cfg_options)}
-            step = {"pipeline": pipeline_of(self.where, st.cfg_options)} if self.protocol is not None else {}
+            step = {"pipeline": pipeline_of(self.where, st.cfg_options, self.mtype)} if self.protocol is not None \
+                else {}
             with pending.under():
                 results = [self.fusion.one(one, t, values, st.postprocess, **step) for one, t in zip(images, targets)]
             yield [HFOutput(r, one, t, sh) if keep else HFOutput(r)
@@ -705,13 +711,13 @@ def load_hf_model(ref: str, categories: Any, device: str, any_rank: Callable[[bo
     isthing = dict(zip(categories.ids, categories.isthing))
     fuse = {h for h, c in zip(order, label2cat) if not isthing[c]}
     settings = {**mtype.settings, **cfg_settings(where, cfg_options)}
-    pipeline = pipeline_of(where, cfg_options)
+    pipeline = pipeline_of(where, cfg_options, mtype)
     image_processor = getattr(processor, "image_processor", processor)
     args = (mtype, image_processor.post_process_panoptic_segmentation, settings, order,
             sum(bool(isthing[c]) for c in label2cat), fuse, len(cfg.id2label))
-    own = protocol_for(mtype, image_processor)  # the original's inference of this checkpoint
+    own = protocol_for(mtype, image_processor)  # the original's inference of this checkpoint (None: not known)
     protocol = None if pipeline == "transformers" else own  # the original's input, and the steps after it
-    fusion = _Fusion(*args) if protocol is None else _OriginalFusion(protocol, pipeline, *args)
+    fusion = _OriginalFusion(protocol, pipeline, *args) if protocol is not None else _Fusion(*args)
     names = [cfg.id2label[h] for h in order]
     module = HFPanoptic(model, processor, mtype, fusion, names, label2cat, where).to(device)
     if protocol is not None and mtype.task_prompt:  # OneFormer's task, tokenised by its processor once
@@ -725,21 +731,24 @@ def load_hf_model(ref: str, categories: Any, device: str, any_rank: Callable[[bo
                       "processor_class": type(image_processor).__name__, "config": meta,
                       "processor": image_processor.to_dict(), "label_ids_to_fuse": sorted(fuse),
                       "skipped_labels": skipped, "transformers": transformers.__version__}
-    _RECORDED[ref]["original"] = own.describe()  # in the config text of a run under it
+    if own is not None:
+        _RECORDED[ref]["original"] = own.describe()  # in the config text of a run under its input
     return Built(module, Weights(d, digest(d), hub_id), *recorded_config(ref, settings, pipeline),
                  named=(mtype.architecture, backbone_name(cfg) or mtype.backbone), packages=backbone_packages(cfg),
                  pipeline=pipeline)
 
 
-def recorded_config(ref: str, settings: dict[str, float], pipeline: str) -> tuple[str, str]:
+def recorded_config(ref: str, settings: dict[str, float], pipeline: str | None) -> tuple[str, str]:
     """The configuration text a run of ``hf:<ref>`` (loaded in this process) records with post-processing
-    ``settings`` (over its type's own) and ``pipeline``, and its sha256's first 16 hex digits (the config hash)."""
+    ``settings`` (over its type's own) and ``pipeline`` (None: its type's default), and its sha256's first 16 hex
+    digits (the config hash)."""
     if ref not in _RECORDED:
         raise PanbenchError(f"hf:{ref}: its configuration is read as it loads; load the model first")
     described = dict(_RECORDED[ref])
-    mtype = described["model_type"]
-    own = describe(mtype, f"hf:{ref}").settings
-    if pipeline != "original":
+    mtype = describe(described["model_type"], f"hf:{ref}")
+    own = mtype.settings
+    pipeline = pipeline_of(f"hf:{ref}", None if pipeline is None else {PIPELINE_KEY: pipeline}, mtype)
+    if pipeline == "transformers":  # the original's input and what it runs after it: every other pipeline's
         described.pop("original", None)
     text = json.dumps({**described, "pipeline": pipeline, "postprocess": {**own, **settings}}, sort_keys=True,
                       indent=1, default=str)

@@ -31,22 +31,29 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from panbench.errors import PanbenchError
 from panbench.models.hf.types import ModelType, Original
 
 
-def protocol_for(mtype: ModelType, processor: Any) -> Original:
+def protocol_for(mtype: ModelType, processor: Any) -> Original | None:
     """``mtype``'s original inference with the mean and std of its checkpoint's processor (the originals' configs
     hold the same ImageNet values: detectron2's on the 0-255 scale, 0.485 -> 123.675) and, for EoMT, the square
     size of its processor."""
     p = mtype.original
+    if p is None:
+        return None
     mean = tuple(float(m) for m in getattr(processor, "image_mean", (0.485, 0.456, 0.406)))
     std = tuple(float(s) for s in getattr(processor, "image_std", (0.229, 0.224, 0.225)))
     if p.scale == 255.0:
         mean, std = tuple(round(m * 255, 3) for m in mean), tuple(round(s * 255, 3) for s in std)
     if p.resize == "long_side":
         size = getattr(processor, "size", None) or {}
-        side = int(size.get("longest_edge") or size.get("shortest_edge") or p.long)
-        p = replace(p, short=side, long=side)
+        side = size.get("longest_edge") or size.get("shortest_edge") or max(size.get("height") or 0,
+                                                                            size.get("width") or 0)
+        if not side:
+            raise PanbenchError(f"the processor's size {size!r} names no square for EoMT's input; save the "
+                                "checkpoint's processor with its size (shortest_edge, as EoMT's hub processors)")
+        p = replace(p, short=int(side), long=int(side))
     return replace(p, mean=mean, std=std)
 
 

@@ -74,7 +74,7 @@ class ModelType:
     no_semantic: str | None = None  # why post_process_semantic_segmentation gives no mIoU (None: it does)
     postprocess_modes: tuple[str, ...] = ("default",)  # the --postprocess modes that apply
     postprocess_refusal: str = ""  # one line: why the other --postprocess modes do not apply
-    original: Original = _D2_M2F  # the original repository's own inference (--pipeline original)
+    original: Original | None = None  # the original repository's own inference (--pipeline original); None: unknown
     segments_from_logits: bool = False  # its processor's compute_segments takes mask logits (EoMT's), not probabilities
 
     @property
@@ -183,11 +183,22 @@ def cfg_settings(where: str, cfg_options: dict[str, Any] | None) -> dict[str, fl
 PIPELINE_KEY = "pipeline"  # --pipeline, carried in an hf: model's --cfg-options (its config text and cache key)
 
 
-def pipeline_of(where: str, cfg_options: dict[str, Any] | None) -> str:
-    """The pipeline asked for in ``cfg_options`` (``--pipeline``), else ``original``; another value refused."""
-    value = (cfg_options or {}).get(PIPELINE_KEY, PIPELINES[0])
+def pipeline_of(where: str, cfg_options: dict[str, Any] | None, mtype: ModelType | None = None) -> str:
+    """The pipeline asked for in ``cfg_options`` (``--pipeline``), else ``original`` where the model type's original
+    is known (``mtype``; None: not read yet) and ``transformers`` where not; a value that is none of
+    :data:`PIPELINES`, or that ``mtype`` cannot run, refused in one line."""
+    value = (cfg_options or {}).get(PIPELINE_KEY)
+    if value is None:
+        return PIPELINES[0] if mtype is None or mtype.original is not None else "transformers"
     if value not in PIPELINES:
         raise InputError(f"{where}: --pipeline {value}: must be one of {', '.join(PIPELINES)}")
+    if mtype is not None and value != "transformers":
+        if mtype.original is None:
+            raise InputError(f"{where}: --pipeline {value}: panbench knows no original inference of "
+                             f"{mtype.architecture}; pass --pipeline transformers")
+        if value == "original-masks" and mtype.original.fusion == "mask_argmax":
+            raise InputError(f"{where}: --pipeline original-masks: DETR's original resizes its id map, not its "
+                             "masks, so its mask resolution is no step of its own; use original-input or original")
     return str(value)
 
 
