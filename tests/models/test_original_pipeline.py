@@ -179,7 +179,7 @@ def test_eval_of_a_384_square_mask2former_records_the_originals_input(coco_sampl
 
 
 def test_a_registered_checkpoints_published_numbers_meet_only_a_run_under_their_pipeline(coco_sample, tmp_path,
-                                                                                         monkeypatch) -> None:
+                                                                                         monkeypatch, capsys) -> None:
     """A registered hf checkpoint (here a tiny local one registered for the test) on COCO: under its published
     numbers' pipeline (original) the record has a delta to them; under transformers' none, and the record and
     ``table --vs-published`` say why."""
@@ -199,7 +199,14 @@ def test_a_registered_checkpoints_published_numbers_meet_only_a_run_under_their_
     assert own["published_pipeline"] == stock["published_pipeline"] == "original"
     assert own["delta_to_published"]["PQ"] == pytest.approx(own["metrics"]["PQ"] - 50.0)
     assert not stock["delta_to_published"]
+    capsys.readouterr()
     assert main(["table", "--results", str(res), "--vs-published", "--all-columns", "--format", "csv"]) == 0
+    rows = {r["cfg_options"]: r for r in csv.DictReader(capsys.readouterr().out.splitlines())
+            if r.get("model") == "hf-tiny"}
+    assert rows["pipeline=original"]["published_rules"] == "panopticapi" and rows["pipeline=original"]["PQ_delta"]
+    row = rows["pipeline=transformers"]
+    assert row["published_rules"] == "panopticapi, published under the original pipeline, this run transformers: " \
+        "no difference" and row["PQ_delta"] == "" and row["PQ_pub"] == "50.0"
 
 
 def test_speed_times_the_pipeline_asked_for_and_records_it(demo_root, tmp_path, capsys) -> None:
