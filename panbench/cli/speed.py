@@ -11,6 +11,7 @@ from panbench.announce import announce
 from panbench.cli.options import Common, check_writable, dataset_root, non_negative_int, positive_int
 from panbench.cli.running import models_and_dataset
 from panbench.errors import PanbenchError
+from panbench.evaluation.options import check_pipeline, with_pipeline
 from panbench.records.speed import write_speed_record
 
 
@@ -45,7 +46,6 @@ def run(args: argparse.Namespace) -> int:
     import torch  # noqa: F401  (every model needs it: without it, one line naming the extra before any work)
 
     from panbench.data.datasets import load_dataset
-    from panbench.evaluation.options import check_pipeline, with_pipeline
     from panbench.evaluation.speed import SpeedOptions, measure
 
     specs, args.dataset = models_and_dataset(args.model, args.dataset)

@@ -13,6 +13,7 @@ from panbench.cli.running import models_and_dataset, single_checkpoint
 from panbench.cluster import slurm
 from panbench.cluster.sweep import CellJob, Manifest, cell_dicts, groups, load_manifest, new_id, plan, sweep_dir
 from panbench.errors import PanbenchError
+from panbench.evaluation.options import check_pipeline, with_pipeline
 
 SLURM = ("partition", "gpus_per_job", "cpus_per_job", "mem", "time", "qos", "account", "constraint", "max_parallel")
 # eval's options a sweep passes to every cell, as given (the defaults are eval's own)
@@ -73,7 +74,6 @@ def _eval_args(args: argparse.Namespace, checkpoint: str | None) -> list[str]:
 
 
 def _new_sweep(args: argparse.Namespace) -> Manifest:
-    from panbench.evaluation.options import check_pipeline, with_pipeline
     from panbench.robustness.corruptions import DEMO_SEVERITIES, parse_names, parse_severities
 
     specs, args.dataset = models_and_dataset(args.model, args.dataset)

@@ -176,7 +176,7 @@ def _parts(opts: EvalOptions, device: str = "cpu", cfg_hash: str = "", checkpoin
     """The cache key's parts for a model with this config hash and these weights running on ``packages`` (no
     model built)."""
     lm = SimpleNamespace(cfg_hash=cfg_hash, weights=Weights(None, checkpoint_sha256, None),  # what the key reads
-                         packages=packages)
+                         packages=packages, inference=None)
     return record_fields.cache_key_parts(lm, fingerprint, opts, device)
 
 

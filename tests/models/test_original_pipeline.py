@@ -38,9 +38,9 @@ D2, DETR, EOMT = (original.protocol_for(TYPES[t], IMAGENET) for t in ("mask2form
 ])
 def test_input_sizes_are_the_originals(hw, d2, detr, eomt) -> None:
     assert D2.mean == (123.675, 116.28, 103.53) and D2.std == (58.395, 57.12, 57.375)  # detectron2's PIXEL_MEAN/STD
-    assert original.input_size(D2, *hw) == d2
-    assert original.input_size(DETR, *hw) == detr
-    assert original.input_size(EOMT, *hw) == eomt
+    assert original.resized_size(D2, *hw) == d2
+    assert original.resized_size(DETR, *hw) == detr
+    assert original.resized_size(EOMT, *hw) == eomt
 
 
 def test_padding_to_the_size_divisibility_and_eomts_square() -> None:

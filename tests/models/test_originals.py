@@ -276,7 +276,7 @@ BATCHES = {"mask2former": [[(640, 480)], [(480, 640)], [(640, 360)], [(333, 517)
 QUERIES = 10
 
 
-def _as_detectron2(seg: original.Segments) -> list[dict[str, Any]]:
+def _as_detectron2(seg: original.OriginalOutput) -> list[dict[str, Any]]:
     return [{"id": s["id"], "isthing": s["isthing"], "category_id": s["label_id"]} for s in seg.info]
 
 
@@ -303,7 +303,7 @@ def test_query_fusion_is_the_originals_panoptic_inference(kind: str) -> None:
     gen = torch.Generator().manual_seed(1)
     segments = dropped = 0
     for n, batch in enumerate(BATCHES[kind]):
-        sizes = [original.input_size(p, h, w) for w, h in batch]
+        sizes = [original.resized_size(p, h, w) for w, h in batch]
         padded = original.padded_size(p, sizes)
         cls = torch.stack([_class_logits(gen, QUERIES, OBJECT_MASK) for _ in batch])
         masks = torch.stack([_mask_logits(gen, QUERIES, _mask_hw(padded)) for _ in batch])
@@ -338,7 +338,7 @@ def test_eomt_query_fusion_is_its_per_pixel_panoptic_predictions() -> None:
     stuff = [c for c in range(K) if c not in THINGS]
     segments = 0
     for batch in [SIZES[0:2], SIZES[3:5]]:
-        sizes = [original.input_size(p, h, w) for w, h in batch]
+        sizes = [original.resized_size(p, h, w) for w, h in batch]
         targets = [(h, w) for w, h in batch]
         padded = original.padded_size(p, [EOMT_SQUARE] * len(batch))
         assert padded == EOMT_SQUARE
@@ -362,7 +362,7 @@ def test_eomt_query_fusion_is_its_per_pixel_panoptic_predictions() -> None:
     assert segments >= 10
 
 
-def _detr_as_original(seg: original.Segments) -> list[dict[str, Any]]:
+def _detr_as_original(seg: original.OriginalOutput) -> list[dict[str, Any]]:
     return [{"id": s["id"], "isthing": s["isthing"], "category_id": s["label_id"], "area": s["area"]}
             for s in seg.info]
 
@@ -393,7 +393,7 @@ def test_detr_fusion_is_its_post_process_panoptic(case: str) -> None:
     is_thing_map = dict(enumerate(IS_THING))
     dropped = merged = 0
     for n, batch in enumerate(DETR_BATCHES[case]):
-        sizes = [original.input_size(p, h, w) for w, h in batch]
+        sizes = [original.resized_size(p, h, w) for w, h in batch]
         padded = original.padded_size(p, sizes)
         q = 12
         for k, (w, h) in enumerate(batch):

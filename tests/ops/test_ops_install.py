@@ -110,7 +110,8 @@ def test_the_ops_backend_is_in_the_versions_and_the_cache_key(monkeypatch) -> No
     from panbench.records.provenance import versions
 
     packages = FAMILIES["mmdet"].packages
-    lm = types.SimpleNamespace(cfg_hash="c", weights=types.SimpleNamespace(sha256="w"), packages=packages)
+    lm = types.SimpleNamespace(cfg_hash="c", weights=types.SimpleNamespace(sha256="w"), packages=packages,
+                               inference=None)
 
     opts = EvalOptions()
     keys = {}

@@ -50,7 +50,7 @@ def test_a_transformers_pipeline_gets_the_corrupted_rgb_image(tmp_path) -> None:
         seen.update(item)
         return {"pixel_values": item["img"]}
 
-    model = SimpleNamespace(pipeline=hf_pipeline)
+    model = SimpleNamespace(pipeline=hf_pipeline, protocol=None)  # transformers' pipeline
     model.pipeline_with = lambda item, step: HFPanoptic.pipeline_with(model, item, step)
     c = Corruption("glass_blur", 2)
     data = CorruptedPipeline(model, c, timed=False)({"img_path": str(path), "img_id": 7})

@@ -270,7 +270,13 @@ class HFPanoptic(Abilities, torch.nn.Module):
         self.model, self.processor, self.mtype = model, processor, mtype  # mtype: its model type's description
         # --pipeline original: the original's pre- and post-processing (:mod:`.original`); None: transformers'
         self.protocol = fusion.protocol if isinstance(fusion, _OriginalFusion) else None
-        self.task_tokens: torch.Tensor | None = None  # OneFormer's "panoptic" task, as its processor tokenises it
+        # OneFormer's "panoptic" task under the original's input, tokenised by its processor once
+        self.task_tokens: torch.Tensor | None = None
+        if self.protocol is not None and mtype.task_prompt:
+            from PIL import Image
+
+            tokens = processor(images=Image.new("RGB", (32, 32)), task_inputs=["panoptic"], return_tensors="pt")
+            self.task_tokens = tokens["task_inputs"][0]
         self.fusion = fusion
         self.names, self.label2cat, self.where = names, label2cat, where
         self.instance_source: str | None = None  # INSTANCE_SOURCE once enable_instances() turned AP on
@@ -534,8 +540,8 @@ class HFPanoptic(Abilities, torch.nn.Module):
                                 "--postprocess out")
 
     def check_dataset(self, name: str) -> None:
-        """Under the original's input, a dataset whose test sizes its COCO configs do not give (Cityscapes: 1024-2048,
-        ADE20K: 640-2560 or 512-2048 in the originals' configs) is refused in one line."""
+        """Under the original's input, a dataset its COCO configs' test sizes are not for (docs/huggingface.md,
+        "Pipelines") is refused in one line."""
         p = self.protocol
         if p is not None and p.datasets is not None and name not in p.datasets:
             raise PanbenchError(f"{self.where}: --pipeline original runs the original's COCO test sizes (shortest edge "
@@ -681,16 +687,9 @@ def load_hf_model(ref: str, categories: Any, device: str, any_rank: Callable[[bo
     settings in place of its type's own (:func:`panbench.models.hf.types.cfg_settings`)."""
     d, hub_id = resolve_dir(ref, any_rank)
     where = f"hf:{ref}"
-    try:
-        import transformers
-        from transformers import AutoConfig, AutoImageProcessor, AutoModelForUniversalSegmentation, AutoProcessor
-    except ImportError as e:
-        raise PanbenchError("hf: models need the transformers package: .venv/bin/pip install transformers "
-                            "(make setup installs it)") from e
-    from transformers.utils import logging as transformers_logging
+    transformers = _quiet_transformers()
+    from transformers import AutoConfig, AutoImageProcessor, AutoModelForUniversalSegmentation, AutoProcessor
 
-    transformers_logging.disable_progress_bar()  # its weight-loading bars and warnings would cover panbench's output
-    transformers_logging.set_verbosity_error()
     cfg = _config(AutoConfig, d)
     mtype = describe(cfg.model_type, where)
     if mtype.resize_shim and importlib.util.find_spec("torchvision") is None:
@@ -713,18 +712,11 @@ def load_hf_model(ref: str, categories: Any, device: str, any_rank: Callable[[bo
     settings = {**mtype.settings, **cfg_settings(where, cfg_options)}
     pipeline = pipeline_of(where, cfg_options, mtype)
     image_processor = getattr(processor, "image_processor", processor)
-    args = (mtype, image_processor.post_process_panoptic_segmentation, settings, order,
-            sum(bool(isthing[c]) for c in label2cat), fuse, len(cfg.id2label))
     own = protocol_for(mtype, image_processor)  # the original's inference of this checkpoint (None: not known)
-    protocol = None if pipeline == "transformers" else own  # the original's input, and the steps after it
-    fusion = _OriginalFusion(protocol, pipeline, *args) if protocol is not None else _Fusion(*args)
+    fusion = _fusion(mtype, image_processor, settings, order, sum(bool(isthing[c]) for c in label2cat), fuse,
+                     len(cfg.id2label), None if pipeline == "transformers" else own, pipeline)
     names = [cfg.id2label[h] for h in order]
     module = HFPanoptic(model, processor, mtype, fusion, names, label2cat, where).to(device)
-    if protocol is not None and mtype.task_prompt:  # OneFormer's task, tokenised by its processor once
-        from PIL import Image
-
-        tokens = processor(images=Image.new("RGB", (32, 32)), task_inputs=["panoptic"], return_tensors="pt")
-        module.task_tokens = tokens["task_inputs"][0]
     # the resolved configuration the run records (its sha256 is the config hash)
     meta = {k: v for k, v in cfg.to_dict().items() if k not in ("_name_or_path", "transformers_version")}
     _RECORDED[ref] = {"framework": "transformers", "model_type": cfg.model_type, "model_class": type(model).__name__,
@@ -736,6 +728,28 @@ def load_hf_model(ref: str, categories: Any, device: str, any_rank: Callable[[bo
     return Built(module, Weights(d, digest(d), hub_id), *recorded_config(ref, settings, pipeline),
                  named=(mtype.architecture, backbone_name(cfg) or mtype.backbone), packages=backbone_packages(cfg),
                  pipeline=pipeline)
+
+
+def _quiet_transformers() -> Any:
+    """The transformers package, its progress bars and warnings off (they would cover panbench's output); its
+    absence refused in one line."""
+    try:
+        import transformers
+    except ImportError as e:
+        raise PanbenchError("hf: models need the transformers package: .venv/bin/pip install transformers "
+                            "(make setup installs it)") from e
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    return transformers
+
+
+def _fusion(mtype: ModelType, image_processor: Any, settings: dict[str, float], order: list[int], n_things: int,
+            fuse: set[int], n_hf: int, protocol: Original | None, pipeline: str) -> _Fusion:
+    """The post-processing stage of a model fed ``protocol``'s input (the original's; None: the processor's)."""
+    args = (mtype, image_processor.post_process_panoptic_segmentation, settings, order, n_things, fuse, n_hf)
+    return _OriginalFusion(protocol, pipeline, *args) if protocol is not None else _Fusion(*args)
 
 
 def recorded_config(ref: str, settings: dict[str, float], pipeline: str | None) -> tuple[str, str]:

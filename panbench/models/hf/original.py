@@ -84,7 +84,7 @@ def _exif_oriented(im: Any) -> Any:
     return im.transpose(method) if method is not None else im
 
 
-def input_size(p: Original, h: int, w: int) -> tuple[int, int]:
+def resized_size(p: Original, h: int, w: int) -> tuple[int, int]:
     """The resized (unpadded) input size of an ``h`` x ``w`` image."""
     if p.resize == "shortest_edge":  # detectron2 ResizeShortestEdge.get_output_shape
         size = p.short * 1.0
@@ -112,7 +112,7 @@ def preprocess(p: Original, rgb: np.ndarray) -> tuple[torch.Tensor, tuple[int, i
     from PIL import Image
 
     h, w = rgb.shape[:2]
-    nh, nw = input_size(p, h, w)
+    nh, nw = resized_size(p, h, w)
     img = rgb if (nh, nw) == (h, w) and p.resize != "long_side" else \
         np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.Resampling.BILINEAR))
     x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
@@ -147,7 +147,7 @@ def image_masks(logits: torch.Tensor, padded: tuple[int, int], size: tuple[int, 
 
 
 @dataclass(frozen=True)
-class Segments:
+class OriginalOutput:
     """One image's panoptic output in the original's own form: an int32 id map and its segments (``id``,
     ``label_id``: the model's label, ``isthing``, ``score``; DETR's also ``area``).  Mask2Former's, MaskFormer's,
     OneFormer's and EoMT's ids count from 1 (0: VOID); DETR's from 0, every pixel an id, VOID where its id is not
@@ -159,7 +159,7 @@ class Segments:
 
 def query_fusion(class_logits: torch.Tensor, mask_logits: torch.Tensor, padded: tuple[int, int],
                  size: tuple[int, int], target: tuple[int, int], is_thing: Sequence[bool], threshold: float,
-                 overlap: float, own_mask: bool, mask_threshold: float = 0.5) -> Segments:
+                 overlap: float, own_mask: bool, mask_threshold: float = 0.5) -> OriginalOutput:
     """``panoptic_inference`` of Mask2Former and OneFormer (``own_mask``), MaskFormer (not), and EoMT's
     ``to_per_pixel_preds_panoptic`` (as Mask2Former's, its segment ids counted from 1): queries whose class is not
     no-object and whose score is above ``threshold``; the argmax of score x mask probability; a query whose won area
@@ -170,7 +170,7 @@ def query_fusion(class_logits: torch.Tensor, mask_logits: torch.Tensor, padded: 
     kept = keep.nonzero().flatten()
     id_map = torch.zeros(target, dtype=torch.int32, device=mask_logits.device)
     if kept.numel() == 0:
-        return Segments(id_map, [])
+        return OriginalOutput(id_map, [])
     masks = image_masks(mask_logits[kept].float(), padded, size, target).sigmoid()
     cur_scores, cur_labels = scores[kept], labels[kept]
     # the first of equal maxima, as the originals' argmax(0); taken along a contiguous row per pixel (5x faster on
@@ -203,56 +203,54 @@ def query_fusion(class_logits: torch.Tensor, mask_logits: torch.Tensor, padded: 
     id_map = table[ids]
     if own_mask:
         id_map = torch.where(at_own, id_map, 0)
-    return Segments(id_map.to(torch.int32), info)
+    return OriginalOutput(id_map.to(torch.int32), info)
 
 
 def detr_fusion(logits: torch.Tensor, masks: torch.Tensor, size: tuple[int, int], target: tuple[int, int],
-                is_thing: Sequence[bool], threshold: float) -> Segments:
+                is_thing: Sequence[bool], threshold: float) -> OriginalOutput:
     """DETR's ``PostProcessPanoptic`` for one image: queries not no-object above ``threshold``; their mask logits
     resized to the image's processed ``size`` (the padded batch's masks, uncropped, as DETR does); the argmax over
     queries; stuff queries of one class merged; the id map resized NEAREST to ``target``; queries of 4 pixels or
     fewer dropped and the argmax taken again until none is.  Ids are query positions among those kept (from 0)."""
-    from PIL import Image
-
     probs = logits.float().softmax(-1)
     scores, labels = probs.max(-1)
     keep = labels.ne(logits.shape[-1] - 1) & (scores > threshold)
     cur_scores, cur_labels = scores[keep], labels[keep]
     cur = F.interpolate(masks[keep].float()[:, None], size, mode="bilinear").squeeze(1) if keep.any() else \
         masks.new_zeros((0, *size), dtype=torch.float32)
-    h, w = size
-    th, tw = target
     equiv: dict[int, list[int]] = {}
     for k, label in enumerate(cur_labels.tolist()):
         if not is_thing[label]:
             equiv.setdefault(label, []).append(k)
-
-    def ids_area(m: torch.Tensor, n: int, dedup: bool) -> tuple[list[int], np.ndarray]:
-        if m.shape[0] == 0:
-            m_id = torch.zeros((h, w), dtype=torch.long, device=m.device)
-        else:
-            m_id = m.flatten(1).transpose(0, 1).softmax(-1).argmax(-1).view(h, w)  # DETR's, softmax and all
-        if dedup:
-            for group in equiv.values():
-                if len(group) > 1:
-                    for k in group:
-                        m_id.masked_fill_(m_id.eq(k), group[0])
-        small = m_id.to(torch.int32).cpu().numpy()
-        # DETR resizes the RGB image of the ids NEAREST: per pixel, one source pixel's id
-        rgb = np.stack([small % 256, small // 256 % 256, small // 65536 % 256], -1).astype(np.uint8)
-        big = np.asarray(Image.fromarray(rgb).resize((tw, th), Image.Resampling.NEAREST)).astype(np.int32)
-        seg = big[..., 0] + 256 * big[..., 1] + 65536 * big[..., 2]
-        area = np.bincount(seg.ravel(), minlength=n)[:n].tolist() if n else []
-        return area, seg
-
-    area, seg = ids_area(cur, len(cur_scores), dedup=True)
+    area, seg = _detr_ids(cur, target, [g for g in equiv.values() if len(g) > 1])
     if cur_labels.numel() > 0:
         while True:
             small = torch.as_tensor([a <= 4 for a in area], dtype=torch.bool)
             if not small.any():
                 break
             cur_scores, cur_labels, cur = cur_scores[~small], cur_labels[~small], cur[~small.to(cur.device)]
-            area, seg = ids_area(cur, len(cur_scores), dedup=False)
+            area, seg = _detr_ids(cur, target, [])
     info = [{"id": i, "label_id": int(label), "isthing": bool(is_thing[int(label)]), "area": int(a),
              "score": float(s)} for i, (a, label, s) in enumerate(zip(area, cur_labels.tolist(), cur_scores.tolist()))]
-    return Segments(torch.from_numpy(seg.astype(np.int32)), info)
+    return OriginalOutput(torch.from_numpy(seg.astype(np.int32)), info)
+
+
+def _detr_ids(masks: torch.Tensor, target: tuple[int, int], merged: list[list[int]]) -> tuple[list[int], np.ndarray]:
+    """DETR's ``get_ids_area``: the argmax over the queries' softmax (query 0 where none is), each group of
+    ``merged`` stuff queries given its first's id, the id map resized NEAREST to ``target`` as DETR resizes its RGB
+    image; each query's area there."""
+    from PIL import Image
+
+    n, (h, w) = masks.shape[0], masks.shape[-2:]
+    if n == 0:
+        m_id = torch.zeros((h, w), dtype=torch.long, device=masks.device)
+    else:
+        m_id = masks.flatten(1).transpose(0, 1).softmax(-1).argmax(-1).view(h, w)  # DETR's, softmax and all
+    for group in merged:
+        for k in group:
+            m_id.masked_fill_(m_id.eq(k), group[0])
+    small = m_id.to(torch.int32).cpu().numpy()
+    rgb = np.stack([small % 256, small // 256 % 256, small // 65536 % 256], -1).astype(np.uint8)
+    big = np.asarray(Image.fromarray(rgb).resize((target[1], target[0]), Image.Resampling.NEAREST)).astype(np.int32)
+    seg = big[..., 0] + 256 * big[..., 1] + 65536 * big[..., 2]
+    return (np.bincount(seg.ravel(), minlength=n)[:n].tolist() if n else []), seg
