@@ -26,6 +26,7 @@ from panbench.cli import main  # noqa: E402
 from panbench.data.datasets import load_dataset  # noqa: E402
 from panbench.errors import PanbenchError  # noqa: E402
 from panbench.models.families import FAMILIES  # noqa: E402
+from panbench.models.hf import fusion  # noqa: E402
 from panbench.models.hf import model as hf  # noqa: E402
 from panbench.models.hf.types import TYPES  # noqa: E402
 from panbench.models.registry import all_models, ref_spec, resolve  # noqa: E402
@@ -246,7 +247,7 @@ def test_transformers_segments_become_panbench_segments() -> None:
     seg = torch.tensor([[1, 1, 2], [3, 2, 0], [-1, 4, 4]])
     infos = [{"id": 1, "label_id": 5}, {"id": 2, "label_id": 2}, {"id": 2, "label_id": 2},
              {"id": 3, "label_id": 6}, {"id": 7, "label_id": 2}, {"id": 4, "label_id": 5}]
-    ids, segs = hf.to_panbench_segments(seg, infos, label_of={5: 0, 2: 1}, label2cat=[11, 22])
+    ids, segs = fusion.to_panbench_segments(seg, infos, label_of={5: 0, 2: 1}, label2cat=[11, 22])
     assert ids.dtype == np.uint32 and ids.tolist() == [[1, 1, 2], [0, 2, 0], [0, 3, 3]]
     assert segs == [{"id": 1, "category_id": 11, "iscrowd": 0}, {"id": 2, "category_id": 22, "iscrowd": 0},
                     {"id": 3, "category_id": 11, "iscrowd": 0}]
@@ -257,10 +258,10 @@ def test_batch_padding_is_cropped_from_each_images_mask_logits() -> None:
     padding at the mask resolution, rounded up); class logits and an image of the batch's size pass unchanged."""
     masks = torch.arange(2 * 3 * 16 * 32, dtype=torch.float32).reshape(2, 3, 16, 32)
     outputs = {"class_queries_logits": torch.zeros(2, 3, 5), "masks_queries_logits": masks}
-    small = hf._one_image(outputs, 0, (64, 90), (64, 128))  # 90 px of 128 -> ceil(22.5) = 23 of 32 mask columns
+    small = fusion.one_image(outputs, 0, (64, 90), (64, 128))  # 90 px of 128 -> ceil(22.5) = 23 of 32 mask columns
     assert tuple(small.masks_queries_logits.shape) == (1, 3, 16, 23)
     assert torch.equal(small.masks_queries_logits[0], masks[0, :, :, :23])
-    full = hf._one_image(outputs, 1, (64, 128), (64, 128))
+    full = fusion.one_image(outputs, 1, (64, 128), (64, 128))
     assert torch.equal(full.masks_queries_logits[0], masks[1]) and tuple(full.class_queries_logits.shape) == (1, 3, 5)
 
 
@@ -270,7 +271,7 @@ def test_only_the_fields_post_processing_reads_are_cast_to_float32() -> None:
     outputs = {"class_queries_logits": torch.zeros(1, 3, 5, dtype=torch.bfloat16),
                "masks_queries_logits": torch.zeros(1, 3, 8, 8, dtype=torch.bfloat16),
                "pixel_decoder_last_hidden_state": torch.zeros(1, 256, 8, 8, dtype=torch.bfloat16)}
-    one = hf._one_image(outputs, 0, (32, 32), (32, 32))
+    one = fusion.one_image(outputs, 0, (32, 32), (32, 32))
     assert set(vars(one)) == {"class_queries_logits", "masks_queries_logits"}
     assert {v.dtype for v in vars(one).values()} == {torch.float32}
 
