@@ -137,14 +137,9 @@ class HFPanoptic(Abilities, torch.nn.Module):
         return out
 
     def pipeline_with(self, item: dict[str, Any], image_step: Callable[[np.ndarray], np.ndarray]) -> dict[str, Any]:
-        """:meth:`pipeline` of the decoded RGB image after ``image_step``."""
-        from PIL import Image
-
-        if self.protocol is not None:
-            rgb = read_rgb(item["img_path"], self.protocol.exif)
-        else:
-            with Image.open(item["img_path"]) as im:
-                rgb = np.asarray(im.convert("RGB"))
+        """:meth:`pipeline` of the decoded RGB image after ``image_step`` (read as the pipeline reads it: EXIF
+        orientation applied where the original's loader applies it)."""
+        rgb = read_rgb(item["img_path"], self.protocol is not None and self.protocol.exif)
         return self.pipeline({**item, "img": image_step(rgb)})
 
     def input_hw(self, item: dict[str, Any]) -> tuple[int, int]:
