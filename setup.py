@@ -1,10 +1,10 @@
-"""Builds panbench's optional C extensions (the per-pixel loops of PQ scoring, the per-image match, boundary
+"""Builds panbench's C extensions (the per-pixel loops of PQ scoring, the per-image match, boundary
 PQ; the MaskFormer fusion's argmax; the RLE encoding of AP's masks; mmcv's CPU nms and RoIAlign for
 panbench.ops), copies the model configs and the demo weights into the package, and installs the ``mmcv._ext``
 import hook.
 
-Everything else is in pyproject.toml.  ``optional=True``: without a C compiler panbench installs
-anyway and scores with its numpy path (``panbench doctor`` says which one is active).
+Everything else is in pyproject.toml.  The extensions are required: an install without a C compiler or the
+Python headers stops at the build with one line saying what to install (docs/setup.md, "What an install needs").
 
 Package data: the top-level ``configs/`` and ``checkpoints/demo/`` stay the source; a wheel (and a
 non-editable install) gets copies under ``panbench/_data/``, as MMDetection ships its configs as
@@ -43,8 +43,23 @@ class BuildPyWithData(build_py):
         shutil.copyfile(ROOT / "panbench" / "ops" / HOOK, Path(self.build_lib) / HOOK)
 
 
+NEEDS = ("panbench compiles its C extensions at install: install a C compiler and the Python headers "
+         "(Debian/Ubuntu: apt-get install gcc python3-dev; conda: conda install gcc; macOS: xcode-select --install) "
+         "and install again")
+
+
 class ParallelBuildExt(build_ext):
-    """build_ext compiling the extensions side by side, one per core (``--parallel N`` still rules)."""
+    """build_ext compiling the extensions side by side, one per core (``--parallel N`` still rules); without a
+    compiler or the Python headers, one line saying what to install (:data:`NEEDS`)."""
+
+    def run(self) -> None:
+        from setuptools.errors import CCompilerError, CompileError, PlatformError
+
+        try:
+            super().run()
+        except (CCompilerError, CompileError, PlatformError) as e:
+            first = str(e).splitlines()[0] if str(e) else ""
+            raise SystemExit(f"error: {NEEDS} ({type(e).__name__}: {first})") from None
 
     def finalize_options(self) -> None:
         super().finalize_options()
@@ -56,27 +71,25 @@ setup(
     cmdclass={"build_py": BuildPyWithData, "build_ext": ParallelBuildExt},
     ext_modules=[
         Extension("panbench.pq._native", ["panbench/pq/_native.c"], depends=[COMMON, MATCH_CORE, BOUNDARY_CORE],
-                  extra_compile_args=["-O3"], optional=True),
+                  extra_compile_args=["-O3"]),
         Extension("panbench.pq._match", ["panbench/pq/_match.c"], depends=[MATCH_CORE, "panbench/pq/_json_scan.h"],
-                  extra_compile_args=["-O3"], optional=True),
+                  extra_compile_args=["-O3"]),
         # PQ under other implementations' rules, from the counted tables (pq.quirks)
         Extension("panbench.pq._rules", ["panbench/pq/_rules.c"], depends=[MATCH_CORE],
-                  extra_compile_args=["-O3", "-ffp-contract=off"], optional=True),
+                  extra_compile_args=["-O3", "-ffp-contract=off"]),
         Extension("panbench.pq._boundary", ["panbench/pq/_boundary.c"], depends=[COMMON, BOUNDARY_CORE],
-                  extra_compile_args=["-O3"], optional=True),
+                  extra_compile_args=["-O3"]),
         # the MaskFormer fusion's per-pixel argmax over the queries
-        Extension("panbench.models.mmdet._fusion", ["panbench/models/mmdet/_fusion.c"], extra_compile_args=["-O3"],
-                  optional=True),
+        Extension("panbench.models.mmdet._fusion", ["panbench/models/mmdet/_fusion.c"], extra_compile_args=["-O3"]),
         # mask-wise merging's passes over the pixels (--postprocess maskwise)
-        Extension("panbench.models._merge", ["panbench/models/_merge.c"], extra_compile_args=["-O3"], optional=True),
+        Extension("panbench.models._merge", ["panbench/models/_merge.c"], extra_compile_args=["-O3"]),
         # the bootstrap's exact resampled sums
         Extension("panbench.analysis._resample", ["panbench/analysis/_resample.c"], depends=[COMMON],
-                  include_dirs=["panbench/pq"], extra_compile_args=["-O3"], optional=True),
+                  include_dirs=["panbench/pq"], extra_compile_args=["-O3"]),
         # COCO RLE encoding of AP's masks and ground-truth segments
-        Extension("panbench.analysis._rle", ["panbench/analysis/_rle.c"], depends=[COMMON], include_dirs=["panbench/pq"],
-                  extra_compile_args=["-O3"], optional=True),
+        Extension("panbench.analysis._rle", ["panbench/analysis/_rle.c"], depends=[COMMON],
+                  include_dirs=["panbench/pq"], extra_compile_args=["-O3"]),
         # mmcv's CPU nms and RoIAlign (panbench.ops): no fused multiply-add, which would round differently
-        Extension("panbench.ops._cpu", ["panbench/ops/_cpu.c"], extra_compile_args=["-O3", "-ffp-contract=off"],
-                  optional=True),
+        Extension("panbench.ops._cpu", ["panbench/ops/_cpu.c"], extra_compile_args=["-O3", "-ffp-contract=off"]),
     ]
 )

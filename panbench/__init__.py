@@ -12,16 +12,16 @@ if TYPE_CHECKING:  # the Python API's names for type checkers; at run time __get
         PanopticQuality,
         PQResult,
         PQValues,
+        pq_compute,
     )
-    from panbench.models.grid import GridResult, postprocess_grid
+    from panbench.models.mmdet.grids import GridResult, postprocess_grid
     from panbench.package import __version__
-    from panbench.pq.score import pq_compute
 
 # The Python API (docs/api.md), imported on first use so that ``import panbench`` stays light.
-_API = {"__version__": "panbench.package", "pq_compute": "panbench.pq.score", "PanopticQuality": "panbench.metrics",
+_API = {"__version__": "panbench.package", "pq_compute": "panbench.metrics", "PanopticQuality": "panbench.metrics",
         "CocoPanopticQuality": "panbench.metrics", "PQResult": "panbench.metrics", "PQValues": "panbench.metrics",
         "ClassPQ": "panbench.metrics", "Finding": "panbench.metrics", "DiagnosisWarning": "panbench.metrics",
-        "postprocess_grid": "panbench.models.grid", "GridResult": "panbench.models.grid"}
+        "postprocess_grid": "panbench.models.mmdet.grids", "GridResult": "panbench.models.mmdet.grids"}
 __all__ = ["ClassPQ", "CocoPanopticQuality", "DiagnosisWarning", "Finding", "GridResult", "PQResult", "PQValues",
            "PanopticQuality", "__version__", "postprocess_grid", "pq_compute"]
 

@@ -176,13 +176,16 @@ def bootstrap_stages(run: RunSums, isthing: list[bool], args: argparse.Namespace
     from panbench.analysis import bootstrap as b
     from panbench.analysis import resample as rs
 
+    sys.path.insert(0, str(ROOT / "tests" / "analysis"))
+    from resample_reference import blas_sums  # the exact sums without C: the tests' reference
+
     n, r, c = run.n_images, args.resamples, run.iou.shape[1]
     x, things = run.stacked(), np.asarray(isthing, bool)
     fixed = rs.fixed_sums(x, [slice(0, c)])
     if fixed is None:
         raise SystemExit("sums this large take the float64 product: no exact sums to time")
     exact = rs.resampled_sums(fixed, r, 0, 1)
-    blas = np.concatenate([rs._blas_sums(w, fixed) for w in rs.count_chunks(n, r, 0, 250)])
+    blas = np.concatenate([blas_sums(w, fixed) for w in rs.count_chunks(n, r, 0, 250)])
     if not (np.array_equal(exact, rs.resampled_sums(fixed, r, 0, 2)) and np.array_equal(exact, blas)):
         raise SystemExit("the exact sums differ between C on 1 and 2 threads and BLAS")
     f64, f32 = b._factors(x, c)
@@ -195,7 +198,7 @@ def bootstrap_stages(run: RunSums, isthing: list[bool], args: argparse.Namespace
         "draws (rng.integers, R x N)": lambda: np.random.default_rng(0).integers(0, n, size=(r, n)),
         "exact sums: draws + C over sparse rows, 1 thread": lambda: rs.resampled_sums(fixed, r, 0, 1),
         "exact sums: draws + C over sparse rows, 2 threads": lambda: rs.resampled_sums(fixed, r, 0, 2),
-        "exact sums: draws + counts + BLAS in pieces (no C)": lambda: [rs._blas_sums(w, fixed)
+        "exact sums: draws + counts + BLAS in pieces (no C)": lambda: [blas_sums(w, fixed)
                                                                      for w in rs.count_chunks(n, r, 0, 250)],
         "replaced: draws + counts + float64 product W @ X": lambda: [b._product(w, f64, f32)
                                                                    for w in rs.count_chunks(n, r, 0, 250)],

@@ -181,14 +181,14 @@ def mmdet_checkpoint(model: Model, tmp: Path, small: bool) -> tuple[Path, Path]:
     """The config (``--input small``: resized) and a checkpoint of random weights (seed 0) saved as a file."""
     import torch
 
-    from panbench.models.mmdet import random_model
+    from panbench.models.families import open_model
     from panbench.models.registry import resolve
 
     assert model.registry is not None
     config = resolve(model.registry)[0].config
     if small:
         config = small_config(config, tmp / f"{model.key}_small.py")
-    fam = random_model(resolve(str(config))[0], "cpu")
+    fam = open_model(resolve(str(config))[0]).random_model("cpu")
     ckpt = tmp / f"{model.key}_random.pth"
     torch.save({"state_dict": fam.detector.state_dict(), "meta": {"note": "random weights, seed 0"}}, ckpt)
     return Path(config), ckpt

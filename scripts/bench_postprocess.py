@@ -78,7 +78,7 @@ def main() -> None:
         SYNC[0] = torch.cuda.synchronize
 
     from panbench.data.datasets import load_dataset
-    from panbench.models.mmdet import random_model
+    from panbench.models.families import open_model
     from panbench.models.postprocess import PostProcess
     from panbench.models.registry import resolve
 
@@ -95,7 +95,7 @@ def main() -> None:
           f"{'grid':>7} {'+/setting':>9} {'rules':>7} {'+/rule':>7}")
     for name in a.models.split(","):
         spec = resolve(name)[0]
-        fam = random_model(spec, a.device)
+        fam = open_model(spec).random_model(a.device)
         fam.label2cat = cats
         head = fam.detector.panoptic_fusion_head
         if type(head).__name__ == "MaskFormerFusionHead":

@@ -547,9 +547,6 @@ def bench_set(work: Path, n: int, a: argparse.Namespace, real: bool) -> None:
     t_hc_in, t_pbf_in, t_mem = med_in("hc"), med_in("pb_files"), med_in("pb_mem")
     pq_pb = last_json(reps["pb"][0][2])["PQ"]
     rows.append(("panbench score, 1 thread (PNG->PNG)", t_pb, m_pb))
-    t_np, m_np, out_np = measure([PY, *score, "--procs", "1"], env={"PANBENCH_NO_NATIVE": "1"})
-    pqs["panbench numpy path"] = last_json(out_np)["PQ"]
-    rows.append(("panbench score, numpy path (PANBENCH_NO_NATIVE=1)", t_np, m_np))
     rows.append(("panopticapi, 1 core", t_api1, m_api1))
     if not a.skip_all_cores:
         t_apiN, m_apiN, out_apiN = measure([PY, "-c", PANOPTICAPI_ALL_CORES, *files])

@@ -63,17 +63,17 @@ def run_demo_architectures() -> None:
     import torch
 
     from panbench.cli.doctor import _tiny_batch
-    from panbench.models.mmdet import mm
-    from panbench.models.mmdet.family import panoptic_only
+    from panbench.models.families import open_model
     from panbench.models.registry import CONFIG_DIR, all_models
 
     done = set()
     for spec in all_models(CONFIG_DIR):
         if spec.dataset != "demo" or spec.architecture in done:
             continue
-        cfg = mm.load_config(spec.config)
-        panoptic_only(cfg)
-        model = mm.build_model(cfg, spec.config).eval()
+        built = open_model(spec).random_model("cpu")
+        if built is None:
+            continue
+        model = built.module
         with torch.inference_mode():
             model.test_step(_tiny_batch())
         done.add(spec.architecture)

@@ -42,7 +42,7 @@
 # the venv at .venv/panbench-constraints.txt, which keeps setuptools 77.0.3-80.x (torch 2.13 needs
 # >=77.0.3; mmengine 0.10.7 imports pkg_resources, which setuptools 82 removed) and the torch (and
 # torchvision) version as installed, and mmcv, mmengine, mmdet and transformers at the versions the tests ran on
-# (Family.tested in panbench/models/families.py, read in step 1).
+# (each family's Family.tested, its class in panbench/models/<family>/__init__.py, read in step 1).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -93,7 +93,7 @@ MMCV="${MMCV:-lite}"
 
 # Fast path: everything installed from the same inputs as last time (checked without importing torch)
 HASH_INPUTS="$( (cat "$ROOT/scripts/setup.sh" "$ROOT/scripts/install_mmcv.sh" "$ROOT/scripts/cuda_setup.py" \
-  "$ROOT/scripts/compile_imports.py" "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/panbench/models/families.py" "$ROOT"/panbench/*/*.c; echo "mmcv=$MMCV vision=$VISION") | sha256sum | cut -c1-16)"
+  "$ROOT/scripts/compile_imports.py" "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT"/panbench/models/{families.py,mmdet/__init__.py,hf/__init__.py} "$ROOT"/panbench/*/*.c; echo "mmcv=$MMCV vision=$VISION") | sha256sum | cut -c1-16)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$HASH_INPUTS" ]] && "$PY" -c "
 import importlib.metadata as md, importlib.util as u, sys
 dist = {'lite': 'mmcv-lite', 'compiled': 'mmcv'}['$MMCV']
@@ -180,7 +180,7 @@ while read -r name version; do TESTED[$name]=$version; done < <(PYTHONPATH="$ROO
 from panbench.models.families import tested_versions
 for name, version in tested_versions().items(): print(name, version)") || true
 [[ -n "${TESTED[mmdet]:-}" && -n "${TESTED[mmengine]:-}" && -n "${TESTED[transformers]:-}" ]] \
-  || fail 1 "could not read the tested versions from $ROOT/panbench/models/families.py" \
+  || fail 1 "could not read the tested versions from the families of $ROOT/panbench/models/families.py" \
   "run $PY -c 'import panbench.models.families' from $ROOT to see the error"
 STACK_PINS=("mmengine==${TESTED[mmengine]}" "mmdet==${TESTED[mmdet]}" "transformers==${TESTED[transformers]}")
 read -r TORCH_VERSION TORCH_DIR <<<"$(torch_here)" || true
@@ -330,6 +330,12 @@ else
 fi
 
 step 7 "panbench (editable; compiles its C extensions, panbench/**/_*.c, a few seconds)"
+CC_BIN="${CC:-cc}"
+command -v "${CC_BIN%% *}" >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 \
+  || fail 7 "no C compiler (panbench compiles its C extensions)" "install one (apt-get install gcc; conda install gcc) and rerun"
+"$PY" -c "import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
+  || fail 7 "no Python headers (Python.h) for $("$PY" -c 'import sys; print(sys.executable)')" \
+    "install them (apt-get install python3-dev, or the -dev package of this Python) and rerun"
 pkg_install --no-deps --no-build-isolation -e "$ROOT" || fail 7 "pip install -e . failed" "run .venv/bin/pip install -e . to see the error"
 # the mmcv._ext import hook a wheel install puts into site-packages (panbench/ops/hook.py): mmdet's own tools
 # work in this venv without importing panbench first
@@ -348,8 +354,6 @@ if md.version('torch') != '$TORCH_VERSION' or not torch.__file__.startswith('$TO
     sys.exit(f'torch changed during set-up: {md.version(\"torch\")} at {torch.__file__}, was $TORCH_VERSION at $TORCH_DIR')
 print(f'        mmcv ops: {backend}; torch {torch.__version__} ({\"CUDA \" + torch.version.cuda if torch.version.cuda else \"CPU build\"})')
 " || fail 7 "a package does not import (message above)" "run .venv/bin/panbench doctor"
-"$PY" -c "import panbench.pq._native, panbench.pq._match, panbench.pq._boundary, panbench.analysis._rle, panbench.models.mmdet._fusion" 2>/dev/null \
-  || echo "        note: a C extension did not build (no gcc/Python headers?): panbench takes its slower numpy/torch/hotcoco paths, same numbers (.venv/bin/panbench doctor names the PQ ones)"
 
 TV="$(dist_version torchvision)"
 [[ -n "$TV" && "${PINS[*]}" != *torchvision* ]] && PINS+=("torchvision==$TV")

@@ -558,8 +558,9 @@ def score_with_analyses(gt_json: Any, gt_dir: Any, pred_json: Any, pred_dir: Any
     truth = read_truth(gt_json)
     evaluators = Evaluators.for_run(truth.categories, boundary=boundary, semantic=False, **members)
     score_folder(evaluators, truth, gt_dir, pred_json, pred_dir, workers)
-    res, fields = evaluators.evaluate()
-    return res, fields.pop("analysis"), fields
+    result = evaluators.evaluate()
+    fields = {k: v for k, v in result.items() if k not in ("metrics", "analysis")}
+    return result["metrics"], result["analysis"], fields
 
 
 def pq_columns(evaluators: Any) -> Any:

@@ -17,7 +17,7 @@ from panbench.package import REPO_ROOT
 WAITS: dict[tuple[str, str], tuple[str, ...]] = {
     ("cli/doctor.py", "collect"): ("_version('torch'", "f.doctor_checks(", "family_checks("),
     ("cli/doctor.py", "mmcv_ops_check"): ("install()", "nms("),
-    ("cli/doctor.py", "amp_support"): ("mm.init_mmdet(", "mm.build_model("),
+    ("cli/doctor.py", "amp_support"): ("mm.init_mmdet(", "open_model(spec).random_model("),
     ("cli/doctor.py", "_modes"): ("model.test_step(",),
     ("cli/doctor.py", "data_check"): ("load_dataset(",),
     ("cli/speed.py", "run"): ("import torch", "load_dataset("),

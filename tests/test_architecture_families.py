@@ -1,7 +1,7 @@
 """The model families own their frameworks: outside a family's subpackage (``panbench/models/mmdet/``,
-``panbench/models/hf/``: the packages of ``panbench.models.families.FAMILIES``) no module imports MMDetection's
-model code (``mmdet.models``: heads, detectors) or transformers (its model classes live there), at the top or
-inside a function, and none touches an mmdet fusion head (``panoptic_fusion_head``) or transformers' outputs
+``panbench/models/hf/``: where the classes of ``panbench.models.families.FAMILIES`` are defined) no module imports
+MMDetection's model code (``mmdet.models``: heads, detectors) or transformers (its model classes live there), at the
+top or inside a function, and none touches an mmdet fusion head (``panoptic_fusion_head``) or transformers' outputs
 (``class_queries_logits``, ``masks_queries_logits``, ``post_process_panoptic_segmentation``), as an attribute or a
 ``getattr`` string, and none reads a model input's image tensor by its framework's key (mmdet's ``inputs``,
 transformers' ``pixel_values``: ``x["inputs"]``, ``x.get("pixel_values")``, ``"inputs" in x``; the family's
@@ -22,8 +22,8 @@ INPUT_KEYS = {"inputs", "pixel_values"}  # the image tensor of a model input: mm
 
 
 def family_dirs(root: Path = PACKAGE) -> list[Path]:
-    """The subpackage of each family under ``root``."""
-    return [root.joinpath(*f.package.split(".")[1:]) for f in FAMILIES.values()]
+    """The subpackage of each family under ``root``: the package its class is defined in."""
+    return [root.joinpath(*type(f).__module__.split(".")[1:]) for f in FAMILIES.values()]
 
 
 def framework_model_imports(tree: ast.AST) -> list[str]:
@@ -123,3 +123,58 @@ def test_the_check_fails_on_a_module_outside_the_families(tmp_path: Path) -> Non
     assert violations(pkg) == {"panbench/evaluation/flops.py": ["inputs"],
                                "panbench/evaluation/run.py": ["transformers", "transformers.AutoModel"],
                                "panbench/models/fusion.py": ["panoptic_fusion_head"]}
+
+
+
+def module_string_lookups(root: Path = PACKAGE) -> list[str]:
+    """The calls under ``root/models`` that import a module named by a string (``importlib.import_module``, the
+    package's ``named("module:function")``), as ``path:function`` of the innermost function around each."""
+    found = set()
+
+    def visit(node: ast.AST, where: str, fn: str) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            fn = node.name
+        called = getattr(node, "func", None)
+        name = called.attr if isinstance(called, ast.Attribute) else getattr(called, "id", None)
+        if isinstance(node, ast.Call) and name in ("import_module", "named"):
+            found.add(f"{where}:{fn}")
+        for child in ast.iter_child_nodes(node):
+            visit(child, where, fn)
+
+    for path in sorted((root / "models").rglob("*.py")):
+        visit(ast.parse(path.read_text(), filename=str(path)), path.relative_to(root).as_posix(), "<module>")
+    return sorted(found)
+
+
+def test_no_family_is_found_by_a_module_string() -> None:
+    """A family is its class in ``FAMILIES``; the one import by name under models/ is the stand-in of a module
+    mmdet imports but inference never uses, forwarding a call to the real one (``mmdet/mm.py``)."""
+    assert module_string_lookups() == ["models/mmdet/mm.py:forward"]
+
+
+def test_the_check_sees_a_lookup_by_module_string(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "families.py").write_text(
+        "import importlib\nfrom panbench.package import named\n\n\ndef entry(p):\n    return importlib.import_module(p)"
+        "\n\n\nDOCTOR = named('x:checks')\n")
+    assert module_string_lookups(tmp_path) == ["models/families.py:<module>", "models/families.py:entry"]
+
+
+def upward_imports(graph: dict[str, set[str]], families: set[str]) -> list[str]:
+    """The imports inside ``panbench.models`` from a shared module (``protocol``, ``grid``, ``postprocess``, ...) into
+    a family's subpackage (``families``): only the table of families, ``families.py``, stands above them."""
+    def in_family(m: str) -> bool:
+        return any(m == f or m.startswith(f + ".") for f in families)
+
+    return sorted(f"{a} -> {b}" for a, targets in graph.items() if a.startswith("panbench.models.")
+                  and not in_family(a) and a != "panbench.models.families" for b in targets if in_family(b))
+
+
+def test_the_shared_modules_of_models_import_no_family() -> None:
+    from test_architecture import import_graph
+
+    assert upward_imports(import_graph(), {type(f).__module__ for f in FAMILIES.values()}) == []
+    graph = {"panbench.models.grid": {"panbench.models.mmdet.fast_fusion"}, "panbench.models.families":
+             {"panbench.models.mmdet"}, "panbench.models.mmdet": {"panbench.models.grid"}}
+    assert upward_imports(graph, {"panbench.models.mmdet"}) == [
+        "panbench.models.grid -> panbench.models.mmdet.fast_fusion"]

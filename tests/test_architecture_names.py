@@ -1,7 +1,8 @@
 """One name per concept: a public top-level name (function, class or constant) of the package is defined in one
 module only, so that ``render``, ``summarize`` or ``GROUPS`` never mean two things (docs/architecture.md,
 "Glossary").  The exceptions are names that are the same concept in several modules on purpose: the contract a
-command module or a family subpackage implements, listed in :data:`SAME_CONCEPT` with the reason."""
+command module implements, listed in :data:`SAME_CONCEPT` with the reason.  (A model family's contract is the
+methods of its ``Family`` subclass, not names of its modules.)"""
 
 from __future__ import annotations
 
@@ -9,13 +10,7 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
-from panbench.models.families import FAMILIES
-from panbench.models.protocol import FamilyEntry
-
 PACKAGE = Path(__file__).resolve().parents[1] / "panbench"
-# each family's subpackage (FAMILIES), where the functions of FamilyEntry are defined once per family
-FAMILY_DIRS = tuple(f"models/{f.package.split('.')[2]}/" for f in FAMILIES.values()
-                    if f.package.startswith("panbench.models."))
 
 #: Names defined in several modules as one concept, each with the modules it may be defined in.
 SAME_CONCEPT: dict[str, tuple[str, ...]] = {
@@ -24,11 +19,6 @@ SAME_CONCEPT: dict[str, tuple[str, ...]] = {
     "run": ("cli/",),
     # a script's entry point: the command line and MMDetection's reference test loop run as `python -m`
     "main": ("cli/__init__.py",),
-    # a family's entry functions (models/protocol.py FamilyEntry), in each family's __init__;
-    # evaluation/loading.py's load_model loads through them
-    **{name: FAMILY_DIRS for name in vars(FamilyEntry) if not name.startswith("_")},
-    "load_model": (*FAMILY_DIRS, "evaluation/loading.py"),
-    "checks": FAMILY_DIRS,  # a family's lines of `panbench doctor` (Family.doctor), in its __init__.py
     # a dataset module's `panbench data NAME` (its row in data/catalog.py DATASETS names it)
     "data_command": ("data/",),
     # ops/ext.py stands in for mmcv._ext under mmcv's own names; ops/kernels.py implements them

@@ -41,10 +41,10 @@ def test_doctor_the_setup_and_the_missing_module_message_give_the_same_command(
     if install_command("timm") == "pip install timm":
         pytest.skip("timm's torchvision is installed here: nothing to advise")
     from panbench.cli.doctor import Probes, pip_command
-    from panbench.models.hf import checks
+    from panbench.models.families import FAMILIES
     from panbench.resources import missing_extra_message
 
-    (timm,) = checks(Probes(True, False, True, pip_command()))
+    (timm,) = FAMILIES["transformers"].doctor_checks(Probes(True, False, True, pip_command()))
     if timm.ok:
         pytest.skip("timm is installed here")
     assert timm.fix.startswith(install_command("timm", pip_command()))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-import shutil
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,7 +40,7 @@ def test_doctor_runs_and_reports_every_part(doctors) -> None:
     r = doctors["works"]
     assert r.returncode == 0, r.stdout + r.stderr
     for part in ("python", "numpy", "torch", "mmcv", "mmcv ops/cpu", "mmengine", "mmdet", "panopticapi", "data",
-                 "pq-fast-path", "analysis-fast-path", "versions/mmdet", "versions/transformers"):
+                 "pq-fast-path", "c-extensions", "versions/mmdet", "versions/transformers"):
         assert f" {part}" in r.stdout, part
     # a missing dataset is a notice, not a failure; the folder named is the one --data-root gave
     assert f"no COCO-layout panoptic val at {doctors['empty']}" in r.stdout
@@ -53,15 +53,51 @@ def test_doctor_fails_when_a_required_part_is_broken(doctors) -> None:
     assert "mmdet" in r.stdout and "fix:" in r.stdout
 
 
-@pytest.mark.skipif(shutil.which("gcc") is None, reason="no C compiler: the extensions are optional")
-def test_c_extensions_were_built() -> None:
-    """With a compiler, `make setup` builds all three C extensions (their tests skip when one is missing, so
-    this is the test that notices a build that silently fell back to numpy)."""
-    from panbench.pq import boundary, kernels, matching
+def test_every_c_extension_setup_py_builds_imports_and_is_the_list_doctor_checks() -> None:
+    """The extensions are required: each one setup.py builds imports, and panbench's list of them
+    (doctor's ``c-extensions`` line) is setup.py's."""
+    import importlib
+    import re
 
-    assert kernels._native is not None, "panbench.pq._native"
-    assert boundary._native is not None, "panbench.pq._boundary"
-    assert matching._native is not None, "panbench.pq._match"
+    from panbench.cli.doctor import extensions_check
+    from panbench.package import REPO_ROOT
+    from panbench.pq.extensions import EXTENSIONS
+
+    built = re.findall(r'Extension\("([\w.]+)"', (REPO_ROOT / "setup.py").read_text())
+    assert sorted(built) == sorted(EXTENSIONS) and len(built) == 9
+    for module in EXTENSIONS:
+        importlib.import_module(module)
+    check = extensions_check()
+    assert check.ok and check.required, check.detail
+
+
+def test_an_extension_not_built_is_one_line_naming_it_and_how_to_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    from panbench.cli import doctor
+    from panbench.errors import PanbenchError
+    from panbench.pq.extensions import load_extension
+
+    with pytest.raises(PanbenchError, match=r"^panbench's C extension panbench\.pq\._absent is not built in .*make "
+                                            r"setup.*apt-get install gcc python3-dev") as e:
+        load_extension("panbench.pq._absent")
+    assert "\n" not in str(e.value)
+    monkeypatch.setattr(doctor, "EXTENSIONS", (*doctor.EXTENSIONS, "panbench.pq._absent"))
+    check = doctor.extensions_check()
+    assert not check.ok and check.detail == "not built: panbench.pq._absent" and "make setup" in check.fix
+
+
+def test_an_install_without_a_c_compiler_stops_with_one_line_saying_what_to_install(tmp_path: Path) -> None:
+    """setup.py's build_ext with a compiler that fails (CC=/bin/false): the build stops, its last line says to
+    install a C compiler and the Python headers."""
+    from panbench.package import REPO_ROOT
+
+    env = {**os.environ, "CC": "/bin/false"}
+    r = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--build-temp", str(tmp_path / "t"),
+                        "--build-lib", str(tmp_path / "l")], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: panbench compiles its C extensions at install: install a C compiler and the "
+                           "Python headers (Debian/Ubuntu: apt-get install gcc python3-dev"), r.stderr[-2000:]
 
 
 def test_mmcv_ops_run_on_cpu_with_the_installed_backend() -> None:

@@ -1,6 +1,6 @@
 """COCO mask AP of the thing categories beside PQ (the model zoos' AP^Th_pan), from instance predictions with
-scores, evaluated by hotcoco (docs/analysis.md, "AP and mIoU beside PQ"); the masks' RLEs counted in C (``_rle.c``)
-where it was built.  Numpy only here; hotcoco is imported inside functions, torch never (tensors are read
+scores, evaluated by hotcoco (docs/analysis.md, "AP and mIoU beside PQ"); the masks' RLEs counted in C (``_rle.c``).
+Numpy only here; hotcoco is imported inside functions, torch never (tensors are read
 duck-typed through ``detach().cpu().numpy()``)."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from panbench.errors import InputError
 from panbench.pq.extensions import load_extension
 from panbench.pq.matching import CategoryTable
 
-_rle = load_extension("panbench.analysis._rle")  # None: hotcoco encodes (same strings)
+_rle = load_extension("panbench.analysis._rle")
 
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")  # COCOeval.stats[0:6], in percent
 # the predictions an image keeps (the best scores), as the zoos' max_per_image / test_topk_per_image; COCO's own
@@ -77,13 +77,9 @@ def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
     n, h, w = (int(x) for x in masks.shape)
     if n == 0:
         return []
-    if _rle is not None:
-        if masks.dtype not in (np.bool_, np.uint8) or not masks.flags.c_contiguous:
-            masks = np.ascontiguousarray(masks != 0)
-        return [{"size": [h, w], "counts": c} for c in _rle.encode(masks.view(np.uint8), n, h, w)]
-    fortran = np.ascontiguousarray(masks.transpose(0, 2, 1) != 0).view(np.uint8).transpose(2, 1, 0)  # (H, W, N)
-    return [{"size": [int(s) for s in r["size"]], "counts": r["counts"].decode("ascii")
-             if isinstance(r["counts"], bytes) else r["counts"]} for r in _hotcoco().mask.encode(fortran)]
+    if masks.dtype not in (np.bool_, np.uint8) or not masks.flags.c_contiguous:
+        masks = np.ascontiguousarray(masks != 0)
+    return [{"size": [h, w], "counts": c} for c in _rle.encode(masks.view(np.uint8), n, h, w)]
 
 
 def gt_annotations(image_id: int, ids: np.ndarray, segments_info: Sequence[dict[str, Any]],
@@ -102,7 +98,7 @@ def segment_rles(ids: np.ndarray, seg_ids: Sequence[int]) -> list[dict[str, Any]
     """The RLE of each segment of an id map (H x W), as ``encode_masks(ids == seg_id)`` gives it, from one pass over
     the pixels' column-major runs (in C for a uint32 map of ids below 2^32 - 1, what panoptic PNGs decode to)."""
     h, w = ids.shape
-    if _rle is not None and ids.dtype == np.uint32 and all(0 <= int(s) < 0xFFFFFFFF for s in seg_ids):
+    if ids.dtype == np.uint32 and all(0 <= int(s) < 0xFFFFFFFF for s in seg_ids):
         counts = _rle.segments(np.ascontiguousarray(ids), h, w, np.asarray(seg_ids, np.int64))
         return [{"size": [int(h), int(w)], "counts": c} for c in counts]
     flat = ids.T.ravel()
@@ -302,25 +298,6 @@ def from_arrays(masks: Any, scores: Any, labels: Any, label2cat: Sequence[int],
     if len(labels) and (labels.min() < 0 or labels.max() >= len(lut)):
         raise ValueError(f"model labels {sorted(set(labels.tolist()))[:5]}... outside the {len(lut)} the model maps")
     return Instances(ordered, scores[order], lut[labels][order])
-
-
-def from_mmdet(pred_instances: Any, label2cat: Sequence[int], max_dets: int | None = MAX_DETS) -> Instances:
-    """An mmdet ``InstanceData`` (``pred_instances``, or ``roi_head.predict``'s): ``masks``, ``scores``, ``labels``."""
-    return from_arrays(pred_instances.masks, pred_instances.scores, pred_instances.labels, label2cat, max_dets)
-
-
-def from_hf_instances(result: dict[str, Any], label2cat: Sequence[int], max_dets: int | None = MAX_DETS) -> Instances:
-    """One image's dict of transformers' ``post_process_instance_segmentation``: an (N, H, W) stack of binary maps
-    in the order of ``segments_info`` (``return_binary_maps=True``), or an (H, W) map of segment ids."""
-    info = result["segments_info"]
-    seg = result["segmentation"] if result["segmentation"] is not None else np.zeros((0, 0, 0))
-    if not info:
-        return Instances.empty()
-    if seg.ndim == 3:
-        masks = seg[: len(info)] != 0  # a GPU's maps stay there (from_arrays encodes them on it)
-    else:
-        masks = as_numpy(seg)[None] == np.array([s["id"] for s in info])[:, None, None]
-    return from_arrays(masks, [s["score"] for s in info], [s["label_id"] for s in info], label2cat, max_dets)
 
 
 def semantic_categories(label_map: Any, label2cat: Sequence[int], void_label: int | None = None) -> np.ndarray:

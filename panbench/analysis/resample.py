@@ -1,6 +1,6 @@
-"""The bootstrap's resamples: the draws, their counts and each resample's per-category sums, exact: C
-(``_resample.c``) or, without it, :func:`_blas_sums` on the integers of :func:`fixed_sums` (docs/analysis.md,
-"Confidence intervals": exact sums, the draws).
+"""The bootstrap's resamples: the draws, their counts and each resample's per-category sums, exact, in C
+(``_resample.c``) on the integers of :func:`fixed_sums` (docs/analysis.md, "Confidence intervals": exact sums, the
+draws).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from panbench.pq.extensions import load_extension
 from panbench.pq.sums import IOU_SCALE
 from panbench.pq.threads import Workers
 
-_c = load_extension("panbench.analysis._resample")  # None: _blas_sums gives the same integers
+_c = load_extension("panbench.analysis._resample")
 _BLOCK = 32  # PB_BLOCK of _resample.c: the resamples C adds together
 CHUNK_BYTES = 8 << 20  # the draws one chunk of the exact sums holds (R x N in all: 160 MB at 1000 x 20,000)
 
@@ -69,9 +69,9 @@ def pcg64_state(seed: int) -> bytes:
 def draw_chunks(n_images: int, n_resamples: int, seed: int, chunk: int) -> Iterator[np.ndarray]:
     """The rows of ``np.random.default_rng(seed).integers(0, n_images, size=(n_resamples, n_images))``, ``chunk``
     resamples at a time (``chunk x N`` int64, read-only, in one reused buffer: use it before the next): one
-    generator's consecutive draws, drawn in C where it was built (without importing numpy.random), else by numpy;
-    the same numbers either way and at any ``chunk``."""
-    gen = _c.generator(pcg64_state(seed)) if _c is not None and 0 < n_images < 2**32 else None
+    generator's consecutive draws, drawn in C (without importing numpy.random) below 2^32 images, else by numpy; the
+    same numbers either way and at any ``chunk``."""
+    gen = _c.generator(pcg64_state(seed)) if 0 < n_images < 2**32 else None
     if gen is None:
         rng = np.random.default_rng(seed)  # consecutive integers() calls continue one stream, as C's draws()
     buf = np.empty((min(chunk, n_resamples), n_images), np.int64)
@@ -127,9 +127,7 @@ def row_starts(rows: np.ndarray, n: int) -> np.ndarray:
 
 def resampled_sums(fixed: np.ndarray, n_resamples: int, seed: int, threads: int = 1) -> np.ndarray:
     """``R x K`` int64: the exact sums of :func:`fixed_sums`' rows over each resample's draws (C on ``threads``)."""
-    n, k = fixed.shape
-    if _c is None:
-        return np.concatenate([_blas_sums(w, fixed) for w in count_chunks(n, n_resamples, seed, 250)])
+    k = fixed.shape[1]
     return resampled_sparse(*sparse_rows(fixed), k, n_resamples, seed, threads)
 
 
@@ -137,10 +135,6 @@ def resampled_sparse(indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray, k: 
                      threads: int = 1) -> np.ndarray:
     """:func:`resampled_sums` of the rows :func:`sparse_rows` gives (``k`` columns)."""
     n = len(indptr) - 1
-    if _c is None:
-        fixed = np.zeros((n, k), np.int64)
-        fixed[np.repeat(np.arange(n), np.diff(indptr)), cols] = vals
-        return resampled_sums(fixed, n_resamples, seed, threads)
     out = np.empty((n_resamples, k), np.int64)
     chunk = chunk_rows(n, threads)
     with Workers(max(1, min(threads, chunk // _BLOCK)), "panbench-bootstrap") as pool:  # C adds without the GIL
@@ -159,22 +153,6 @@ def chunk_rows(n_images: int, threads: int) -> int:
     at least one block per thread."""
     fit = CHUNK_BYTES // (8 * max(1, n_images)) // _BLOCK * _BLOCK
     return max(fit, _BLOCK * max(1, threads))
-
-
-def _blas_sums(w: np.ndarray, fixed: np.ndarray) -> np.ndarray:
-    """``w @ fixed`` exactly through float64 BLAS: ``fixed`` in pieces of b bits, every partial sum (at most N times
-    2^b) below 2^53, so exact in any order; the pieces' products joined in int64."""
-    b = 52 - int(np.ceil(np.log2(max(1, w.shape[1]) + 1)))
-    rest = np.abs(fixed)
-    sign = np.sign(fixed)
-    out = np.zeros((w.shape[0], fixed.shape[1]), np.int64)
-    shift = 0
-    while rest.any():
-        piece = (rest & ((1 << b) - 1)) * sign
-        out += np.rint(w @ piece.astype(np.float64)).astype(np.int64) << shift
-        rest >>= b
-        shift += b
-    return out
 
 
 def as_float(s: np.ndarray, iou_cols: list[slice]) -> np.ndarray:

@@ -20,11 +20,13 @@ from panbench.cli.options import Common, dataset_root
 from panbench.data.catalog import DATASETS
 from panbench.errors import PanbenchError
 from panbench.models.amp import MODES, keep_ops_fp32
-from panbench.models.families import FAMILIES
+from panbench.models.families import FAMILIES, open_model
+from panbench.models.mmdet import mm
 from panbench.models.registry import CONFIG_DIR, all_models
 from panbench.ops import install, kernels
 from panbench.ops.pairing import install_command, installed_version, pairing_problem
 from panbench.package import REPO_ROOT, __version__
+from panbench.pq.extensions import BUILD_FIX, EXTENSIONS
 
 
 def in_setup_venv() -> bool:
@@ -73,31 +75,27 @@ def _version(module: str, required: bool = True, fix: str | None = None) -> Chec
                      fix or install_fix(), required)
 
 
+def extensions_check() -> Check:
+    """Whether panbench's C extensions import (every install builds them; a clone needs `make setup`)."""
+    missing = []
+    for module in EXTENSIONS:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        return Check("c-extensions", False, f"not built: {', '.join(missing)}", BUILD_FIX)
+    return Check("c-extensions", True, f"{len(EXTENSIONS)} built (PQ, the analyses, the fusions, mmcv's CPU ops)")
+
+
 def scoring_path_check() -> Check:
-    """Which per-pixel path PQ scoring takes: the C extension with libdeflate, or numpy."""
+    """Whether ``score`` takes its batch path: libdeflate's entry points for the C's inflate."""
     from panbench.pq import native
 
-    if native.pixels() is not None and native.deflate() is not None:
+    if native.libdeflate_entry_points() is not None:
         return Check("pq-fast-path", True, "C extension + libdeflate (panbench.pq._native, deflate)", required=False)
-    missing = "panbench.pq._native (no C compiler at install)" if native.pixels() is None else "deflate"
-    return Check("pq-fast-path", False, f"{missing} missing: scoring uses the numpy path (same numbers, ~4x slower)",
-                 f"install gcc and the Python headers, then `{pip_command()} install deflate` and reinstall panbench",
-                 required=False)
-
-
-def analysis_path_check() -> Check:
-    """Whether the C extensions of the per-image match, of boundary PQ and of the bootstrap's sums were built."""
-    from panbench.analysis import resample
-    from panbench.pq import native
-
-    missing = [name for name, mod in (("panbench.pq._match", native.match()),
-                                      ("panbench.pq._boundary", native.boundary_pq()),
-                                      ("panbench.analysis._resample", resample._c)) if mod is None]
-    if not missing:
-        return Check("analysis-fast-path", True, "C extensions (panbench.pq._match, panbench.pq._boundary, "
-                     "panbench.analysis._resample)", required=False)
-    return Check("analysis-fast-path", False, f"{', '.join(missing)} missing: the analyses use numpy (same numbers, "
-                 "slower)", "install gcc and the Python headers and rerun make setup", required=False)
+    return Check("pq-fast-path", False, "deflate (libdeflate) missing: score takes its per-image path (same numbers, "
+                 "slower)", f"`{pip_command()} install deflate`", required=False)
 
 
 SETUPTOOLS_PIN = "setuptools>=77.0.3,<81"  # what scripts/setup.sh installs and keeps (.venv/pip.conf)
@@ -137,11 +135,9 @@ def mmcv_ops_check(device: str) -> Check:
     try:
         import torch
 
-        from panbench.models.mmdet.mm import inference_imports
-
         announce("importing mmcv.ops")
         backend = install()
-        with inference_imports():  # mmcv.ops imports mmengine.model, which imports training-only modules
+        with mm.inference_imports():  # mmcv.ops imports mmengine.model, which imports training-only modules
             from mmcv.ops import MultiScaleDeformableAttention, RoIAlign, nms
 
         announce(f"running nms, RoIAlign and MultiScaleDeformableAttention on {device}")
@@ -218,8 +214,8 @@ def collect(data_root: str = "data/coco", skip_amp: bool = False) -> list[Check]
     announce("comparing the installed versions with the tested ones")
     checks += family_checks(pip_command(), {c.name for c in checks})
     panopticapi = f"{pip_command()} install --no-deps panopticapi-lite==0.2.0 (only the parity tests need it)"
-    return [*checks, _version("panopticapi", required=False, fix=panopticapi), scoring_path_check(),
-            analysis_path_check(), data_check(Path(data_root)), checkpoints_check(), configs_check()]
+    return [*checks, _version("panopticapi", required=False, fix=panopticapi), extensions_check(),
+            scoring_path_check(), data_check(Path(data_root)), checkpoints_check(), configs_check()]
 
 
 def _gpu_checks(torch_check: Check, checks: list[Check]) -> bool:
@@ -316,11 +312,6 @@ def _modes(model: Any, device: str, name: str = "the model") -> dict[str, str]:
 def amp_support(device: str, config_dir: Path | None = None) -> dict[str, dict[str, str]]:
     """For each architecture (its demo model, random weights, one 64x64 image): ``{mode: ""}``
     when ``test_step`` runs under that mode on ``device``, else the first line of its error."""
-    import torch
-
-    from panbench.models.mmdet import mm
-    from panbench.models.mmdet.family import panoptic_only
-
     root = config_dir or CONFIG_DIR
     announce("importing mmdet's models")
     mm.init_mmdet()  # what the first build would do: announced apart
@@ -330,12 +321,11 @@ def amp_support(device: str, config_dir: Path | None = None) -> dict[str, dict[s
         if spec.dataset != "demo" or spec.architecture in out:
             continue
         announce(f"building the {spec.architecture} demo model (random weights) on {device}")
-        cfg = mm.load_config(spec.config)
-        panoptic_only(cfg)
-        torch.manual_seed(0)
-        model = mm.build_model(cfg, spec.config).to(device).eval()
-        keep_ops_fp32(model)
-        out[spec.architecture] = _modes(model, device, spec.architecture)
+        built = open_model(spec).random_model(device)  # through its family, as `panbench ls --params` builds it
+        if built is None:
+            continue
+        keep_ops_fp32(built.module)
+        out[spec.architecture] = _modes(built.module, device, spec.architecture)
     return out
 
 

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if args.images:
         return _predict(args, specs, opts)
     ds = load_dataset(dataset_root(args), name=args.dataset, limit=args.limit, subset=args.subset)
-    check_models(specs, ds.categories, opts)  # every model and option, before any model runs
+    handles = check_models(specs, ds.categories, opts)  # every model and option, before any model runs
     if opts.save_predictions is not None and not opts.grid:  # no other run saves these predictions there now
         # (a grid's settings save into folders of their own, each claimed as its run starts)
         storage.claim_up_front([s.name for s in specs], ds, opts.save_predictions)
@@ -96,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
     # count of records written at which the running one is finished too (None while it loads) and the count of
     # caches opened before the running one's (a cache opened after them is its own, the line's images)
     args.models = ([], names, None, storage.opened())
-    for k, spec in enumerate(specs):
-        run = Run(spec, ds, opts)
+    for k, (spec, handle) in enumerate(zip(specs, handles)):
+        run = Run(spec, ds, opts, handle)
         args.models = (names[:k], names[k:], records_written() + len(run.parts), args.models[3])
         # the numbers on the screen before any file is written (a grid's: one table once every record is written)
         scored = run.evaluate(show=lambda r: print(format_record(r, args.results), flush=True))
@@ -207,10 +207,10 @@ def _predict(args: argparse.Namespace, specs: list, opts: Any) -> int:  # --imag
         raise PanbenchError("--subset selects images of a dataset with ground truth; with --images, list the "
                             "images in the folder or the JSON")
     images = load_images(args.images, args.dataset, dataset_root(args), args.image_dir, limit=args.limit)
-    check_models(specs, images.categories, opts)
+    handles = check_models(specs, images.categories, opts)
     claim_up_front([s.name for s in specs], images, opts.save_predictions)
-    for spec in specs:
-        path = predict_images(spec, images, opts)
+    for spec, handle in zip(specs, handles):
+        path = predict_images(spec, images, opts, handle)
         if rank() == 0:
             print(f"{spec.name} [{opts.postprocess.label()}]: predictions of {len(images.samples)} images in "
                   f"{path} and {path.with_suffix('')}/ (not scored: no ground truth)")

@@ -11,6 +11,7 @@ from collections import Counter
 
 from panbench.cli.options import Common
 from panbench.errors import PanbenchError
+from panbench.models.families import family
 from panbench.models.registry import all_models
 
 HEAD = ("model", "architecture", "backbone", "dataset", "input", "pub. PQ", "PQ_th", "PQ_st", "FPS", "params",
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     for i, s in enumerate(specs):
         rows.append((s.name, s.architecture, s.backbone, s.dataset, s.input_size or "-",
                      *(_num(s.published.get(k)) for k in ("PQ", "PQ_th", "PQ_st")), _num(s.published_fps, "{:.0f}"),
-                     *_sizes(s, args.params, counted, f"{i + 1}/{len(specs)}"), s.family.entry().weights_state(s),
+                     *_sizes(s, args.params, counted, f"{i + 1}/{len(specs)}"), family(s.framework).weights_state(s),
                      ", ".join(s.aliases)))
     widths = [max(len(str(r[i])) for r in [HEAD, *rows]) for i in range(len(HEAD))]
     for r in [HEAD, *rows]:
@@ -82,7 +83,7 @@ def _sizes(spec, measure: bool, counted: Counter[str], step: str) -> tuple[str, 
 def _footnotes(specs: list, rows: list[tuple], measure: bool) -> list[str]:
     """What a ``-`` in the params and GFLOPs columns means, for the rows that have one."""
     i, j = HEAD.index("params"), HEAD.index("GFLOPs")
-    hub = sorted({s.family.name for s, r in zip(specs, rows) if r[i] == "-" or (measure and r[j] == "-")})
+    hub = sorted({s.framework for s, r in zip(specs, rows) if r[i] == "-" or (measure and r[j] == "-")})
     out = []
     if not measure:
         out.append("GFLOPs: counted by `panbench ls --params` (random weights, one 640x480 image) and, on real "

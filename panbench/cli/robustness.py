@@ -49,13 +49,13 @@ def run(args: argparse.Namespace) -> int:
         check_writable(Path(args.results) / written, "--results")
     opts = EvalOptions.from_cli(args)  # what robustness has no option for: EvalOptions' defaults
     ds = load_dataset(dataset_root(args), name=args.dataset, limit=args.limit, subset=args.subset)
-    check_models(specs, ds.categories, opts)
+    handles = check_models(specs, ds.categories, opts)
     plan = [None] + [c.Corruption(n, s) for n in names for s in severities]
     if rank() == 0:
         print(f"robustness: {len(specs)} model(s) x (clean + {len(names)} corruptions x severities "
               f"{','.join(map(str, severities))}) = {len(specs) * len(plan)} runs on {len(ds.samples)} images of "
               f"{ds.name}; an interrupted sweep continues where it stopped", file=sys.stderr)
-    summaries = [sweep(spec, ds, opts, plan) for spec in specs]
+    summaries = [sweep(spec, ds, opts, plan, handle) for spec, handle in zip(specs, handles)]
     if rank() == 0:
         note_incomplete_sweeps(args.results)
         # the plots' format, resolution and width
@@ -65,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def sweep(spec, ds, opts, plan) -> dict:
-    """One model over the plan (clean first); returns its summary, written under RESULTS/robustness/."""
+def sweep(spec, ds, opts, plan, handle=None) -> dict:
+    """One model over the plan (clean first), each run through its ``handle`` (its config read once); returns its
+    summary, written under RESULTS/robustness/."""
     from panbench.evaluation.run import evaluate_model
     from panbench.robustness.summary import summary
 
@@ -82,7 +83,7 @@ def sweep(spec, ds, opts, plan) -> dict:
                   f"PQ_th {m['PQ_th']:.3f}  PQ_st {m['PQ_st']:.3f}  ({time.perf_counter() - t:.1f} s{cost})",
                   file=sys.stderr, flush=True)
 
-        recs.append(evaluate_model(spec, ds, replace(opts, corruption=c), show=shown))
+        recs.append(evaluate_model(spec, ds, replace(opts, corruption=c), show=shown, handle=handle))
     return summary(recs[0], recs[1:])  # the plan starts with the clean run
 
 

@@ -77,10 +77,11 @@ def _scored(args: argparse.Namespace) -> int:
                                     rules=args.rules or (), extra=extra)
     score_folder(evaluators, truth, args.gt_dir, args.pred_json, args.pred_dir, args.procs, args.instances)
     with _freed_memory_returned():
-        res, fields = evaluators.evaluate()
-    aset = fields.pop("analysis", None)
+        result = evaluators.evaluate()
+    res, aset = result["metrics"], result.get("analysis")  # PQ's numbers; the per-image export, saved apart
+    fields = {k: v for k, v in result.items() if k not in ("metrics", "analysis", "diagnosis")}
     seconds = time.perf_counter() - t  # the scoring's, without a finding's pass
-    if findings := _diagnosis(args, truth, fields.pop("diagnosis", [])):
+    if findings := _diagnosis(args, truth, result.get("diagnosis", [])):
         fields["diagnosis"] = [f.to_json() for f in findings]
     if warning := stuff_rule_warning(truth):  # two segments of one stuff category in an image
         print(warning, file=sys.stderr)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from panbench import package
 from panbench.downloads import sha256_file
 from panbench.errors import InputError
+from panbench.models.families import family
 from panbench.models.protocol import PanopticModel, count_parameters
 from panbench.records.io import atomic_write_text
 from panbench.records.provenance import now_iso
@@ -199,19 +200,19 @@ def random_facts(spec: ModelSpec, gflops: bool, image_hw: tuple[int, int] = (480
                  on_count: Callable[[], None] | None = None) -> dict[str, Any] | None:
     """``panbench ls``: the parameters and, with ``gflops``, :func:`random_gflops` of ``spec``'s model (None when its
     family cannot build it without a download); ``on_count`` is called before a model not cached is built."""
-    entry = spec.family.entry()
-    files: list[Path] | None = entry.config_files(spec)  # None: counted every time
+    fam = family(spec.framework)
+    files: list[Path] | None = fam.config_files(spec)  # None: counted every time
     parts, cached = None, {}
     if files is not None:
         parts = {"fact": "random model", "framework": spec.framework, "config_files": [sha256_file(f) for f in files],
-                 "image_hw": list(image_hw), "device": "cpu", "versions": package_versions(spec.family.packages)}
+                 "image_hw": list(image_hw), "device": "cpu", "versions": package_versions(fam.packages)}
         cached = {k: v for k, v in (read_facts(parts) or {}).items() if k != "counted"}
         if isinstance(cached.get("params"), int) and (not gflops or _counted(cached.get("flops"))):
             return {**cached, "from_cache": True}
         if on_count is not None:
             on_count()
     t = time.perf_counter()
-    if (model := entry.random_model(spec, "cpu")) is None:
+    if (model := fam.open(spec).random_model("cpu")) is None:
         return None
     facts = {**cached, "params": count_parameters(model.module)}
     if gflops:

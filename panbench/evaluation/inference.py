@@ -342,8 +342,8 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: Sequenc
         if post.error is None and not post.ended:
             raise RuntimeError("the post-processing thread ended before the last batch; rerun to resume")
     finally:
-        for ev in evaluators:
-            ev.flush()  # the images scored so far, to resume from
+        for observer in [ev.observer for ev in evaluators if ev.observer is not None]:
+            observer.flush()  # the images scored so far, to resume from
     if post.error is not None:
         raise post.error
     timings.wall_s = time.perf_counter() - t_start if timings.timed_images else 0.0

@@ -1,5 +1,5 @@
-"""A model ready to evaluate, loaded by its family (:data:`panbench.models.families.FAMILIES`): checked weights,
-class mapping and pipeline, carried as one :class:`LoadedModel` around the family's
+"""A model ready to evaluate, loaded through its family's handle (:meth:`panbench.models.protocol.Family.open`):
+checked weights, class mapping and pipeline, carried as one :class:`LoadedModel` around the family's
 :class:`panbench.models.protocol.PanopticModel` with what the run records about it."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from panbench.evaluation.runtime import download_wait
+from panbench.models.families import family, open_model
 from panbench.models.numerics import layout_free, reproducible_blas
-from panbench.models.protocol import PanopticModel, Weights, check_model
+from panbench.models.protocol import ModelHandle, PanopticModel, Weights, check_model
 from panbench.models.registry import ModelSpec
 
 __all__ = ["LoadedModel", "Weights", "load_model"]
@@ -49,15 +50,18 @@ class LoadedModel:
 
 
 def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,
-               cfg_options: dict[str, Any] | None = None, ap: bool = False) -> LoadedModel:
-    """``spec``'s model on ``device`` through its family (:data:`panbench.models.families.FAMILIES`): weights
+               cfg_options: dict[str, Any] | None = None, ap: bool = False,
+               handle: ModelHandle | None = None) -> LoadedModel:
+    """``spec``'s model on ``device`` through its family's handle (``handle``, the run's, else opened here): weights
     checked, classes mapped to ``categories``, ``--cfg-options`` merged; ``ap``: its instance output on.  On the
     CPU its forward gives the same bits on any process layout (:mod:`panbench.models.numerics`)."""
     reproducible_blas()
-    built = spec.family.entry().load_model(spec, categories, checkpoint, trust, device, cfg_options, ap, download_wait)
-    check_model(built.model, spec.family.name)
+    fam = family(spec.framework)
+    handle = open_model(spec) if handle is None else handle
+    built = handle.load_model(categories, checkpoint, trust, device, cfg_options, ap, download_wait)
+    check_model(built.model, fam.name)
     if device.split(":")[0] == "cpu":  # a GPU's kernels are the same on every rank: nothing to route or pay for
         layout_free(built.model.module)
-    packages = tuple(dict.fromkeys((*spec.family.packages, *built.packages)))
+    packages = tuple(dict.fromkeys((*fam.packages, *built.packages)))
     return LoadedModel(built.model, built.weights, built.cfg_text, built.cfg_hash, named=built.named, packages=packages,
                        inference=built.pipeline)

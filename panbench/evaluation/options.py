@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from panbench.errors import PanbenchError
+from panbench.models.families import open_model
 from panbench.models.grid import check_grid, parse_grid
 from panbench.models.hf.types import PIPELINE_KEY
 from panbench.models.postprocess import PostProcess
 from panbench.records.provenance import command_line
 
 if TYPE_CHECKING:
+    from panbench.models.protocol import ModelHandle
     from panbench.robustness.corruptions import Corruption
 
 
@@ -169,12 +171,15 @@ def check_pipeline(specs: list[Any], cfg_options: dict[str, Any] | None) -> None
                                 "its own framework's inference; run it in a command without --pipeline")
 
 
-def check_models(specs: list[Any], categories: Any, opts: EvalOptions) -> None:
-    """Before any model runs: each model takes the options given (its family's ``check_options``), so that
-    ``--model all`` does not stop at the fifth model."""
+def check_models(specs: list[Any], categories: Any, opts: EvalOptions) -> list[ModelHandle]:
+    """Before any model runs: each model takes the options given (its handle's ``check_options``), so that
+    ``--model all`` does not stop at the fifth model; returns each model's handle, for its run to load it by
+    (:meth:`panbench.models.protocol.Family.open`: an mmdet config read once)."""
     check_pipeline(specs, opts.cfg_options)
-    for spec in specs:
-        spec.family.entry().check_options(spec, categories, opts.cfg_options, opts.postprocess.name)
+    handles = [open_model(spec) for spec in specs]
+    for handle in handles:
+        handle.check_options(categories, opts.cfg_options, opts.postprocess.name)
     if opts.grid:
-        kinds = {s.name: s.family.entry().grid_kind(s) for s in specs}
+        kinds = {h.spec.name: h.grid_kind() for h in handles}
         check_grid(opts.grid, kinds, opts.cfg_options, opts.postprocess.name)
+    return handles

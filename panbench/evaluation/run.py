@@ -25,9 +25,11 @@ from panbench.evaluation.options import PIPELINE_KEY, EvalOptions
 from panbench.evaluation.timings import Timings, precision_info
 from panbench.evaluators import Evaluators
 from panbench.evaluators.contract import fresh_copy, load_evaluators
+from panbench.models.families import family as family_of
+from panbench.models.families import open_model
 from panbench.models.grid import Setting, expand, forward_options, has_key
 from panbench.models.postprocess import PostProcess
-from panbench.models.protocol import count_parameters
+from panbench.models.protocol import ModelHandle, count_parameters
 from panbench.models.registry import ModelSpec
 from panbench.pq.rule_names import RULES
 from panbench.records import io as records_io
@@ -63,23 +65,25 @@ class Run:
     methods: the constructor loads, :meth:`infer`, :meth:`conclude`, :meth:`records`.  Each post-processing setting
     (one, or a grid's) is a :class:`Part` of it."""
 
-    def __init__(self, spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions) -> None:
+    def __init__(self, spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions,
+                 handle: ModelHandle | None = None) -> None:
         self.dataset, self.opts = dataset, opts
+        self.handle = open_model(spec) if handle is None else handle  # its config, read once for every step
         device = runtime.pick_device(opts.device)
         self.rank, self.world, self.device = runtime.dist_info(device)  # rank k on cuda:LOCAL_RANK
         runtime.use_device(self.device)  # current CUDA device and a fresh peak-memory counter for this model
         runtime.seed_everything(opts.seed)
         self.extra = load_evaluators(opts.evaluators)  # the user's: refused in one line before the model loads
         # a grid's forward runs at the lowest value of each key the forward reads (PanopticFPN's box threshold)
-        forward = forward_options(opts.grid, entry_grid_kind(spec)) if opts.grid else {}
+        forward = forward_options(opts.grid, self.handle.grid_kind()) if opts.grid else {}
         self.forward_keys = sorted(forward)
         self.lm = load_model(spec, dataset.categories, opts.checkpoint, opts.trust_checkpoint, self.device,
-                             {**(opts.cfg_options or {}), **forward} or None, ap=opts.ap)
+                             {**(opts.cfg_options or {}), **forward} or None, ap=opts.ap, handle=self.handle)
         if opts.corruption is not None:  # before a run: a family that cannot take it is refused, not scored clean
             check_corruptible(self.lm.family, spec.framework)
         self.lm.family.check_dataset(dataset.name)  # an hf: model's original test sizes: its COCO configs'
         family = self.lm.family
-        settings = grid_settings(spec, family, opts)
+        settings = grid_settings(self.handle, family, opts)
         # a grid's settings come from the model's own fusion, run by panbench, on the forward's outputs
         fusion = family.configure(PostProcess() if settings else opts.postprocess, opts.fusion)
         if settings and not family.grid_ready():
@@ -105,7 +109,7 @@ class Run:
                                        save_predictions=save)
             fusion = fusion if setting.postprocess.name == "default" else None
             if setting.cfg_options != self.opts.cfg_options:
-                text, digest = self.spec.family.entry().config_text(self.spec, setting.cfg_options, opts.ap)
+                text, digest = self.handle.config_text(setting.cfg_options, opts.ap)
                 # an hf: model's grid over its pipeline's steps: each setting's own (one forward, one input)
                 inference = lm.inference if lm.inference is None else \
                     (setting.cfg_options or {}).get(PIPELINE_KEY, lm.inference)
@@ -213,11 +217,12 @@ class Run:
                                 **record_fields.corruption_fields(opts)}
                     with self.lm.family.forward_values(dict(reads)):
                         counted[reads] = run_gflops(part.lm, self.dataset, opts.flops_images, self.device, settings,
-                                                    self.spec.family.packages)
+                                                    family_of(self.spec.framework).packages)
                 part.flops = counted[reads]
         n = len(self.dataset.samples)
         for k, part in enumerate(self.parts):
-            part.metrics, part.fields = part.evaluators.evaluate()
+            result = part.evaluators.evaluate()
+            part.metrics, part.fields = result["metrics"], {k: v for k, v in result.items() if k != "metrics"}
             if part.metrics["n_images"] != n:
                 raise PanbenchError(f"internal: scored {part.metrics['n_images']} images of {n}; please report")
             self._finish_predictions(part)
@@ -350,32 +355,36 @@ class Run:
 
 
 def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions,
-                   show: Callable[[RunRecord], None] | None = None) -> RunRecord:
+                   show: Callable[[RunRecord], None] | None = None, handle: ModelHandle | None = None) -> RunRecord:
     """Evaluate ``spec`` on ``dataset``: load, infer, conclude, record; returns the result record (written by
-    rank 0, after ``show`` was handed it: a write that fails loses none of the numbers printed)."""
+    rank 0, after ``show`` was handed it: a write that fails loses none of the numbers printed).  ``handle``: the
+    model opened by its family before (:func:`panbench.evaluation.options.check_models`'s), else opened here."""
     if opts.grid:
         raise PanbenchError("evaluate_model gives one record; with a grid (EvalOptions.grid) call evaluate_settings, "
                             "which gives each setting's")
-    return evaluate_settings(spec, dataset, opts, show)[0][1]
+    return evaluate_settings(spec, dataset, opts, show, handle)[0][1]
 
 
 def evaluate_settings(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions,
-                      show: Callable[[RunRecord], None] | None = None) -> list[tuple[Setting | None, RunRecord]]:
+                      show: Callable[[RunRecord], None] | None = None,
+                      handle: ModelHandle | None = None) -> list[tuple[Setting | None, RunRecord]]:
     """:func:`evaluate_model` with ``opts.grid`` (docs/eval.md, "Grids"): each setting with its record, equal to a
     separate run's but for the run's own fields, all from one forward; without a grid, (None, the one record)."""
-    return Run(spec, dataset, opts).evaluate(show)
+    return Run(spec, dataset, opts, handle).evaluate(show)
 
 
-def grid_settings(spec: ModelSpec, family: Any, opts: EvalOptions) -> list[Setting]:
-    """The settings of ``opts.grid`` for ``spec``'s model (its own keys; [] without a grid or without any of them)."""
+def grid_settings(handle: ModelHandle, family: Any, opts: EvalOptions) -> list[Setting]:
+    """The settings of ``opts.grid`` for the model of ``handle`` (its own keys; [] without a grid or without any of
+    them)."""
     if not opts.grid:
         return []
+    spec = handle.spec
     kind = family.grid_kind()
     own = {k: v for k, v in opts.grid.items() if kind is not None and has_key(k, kind)}
     if not own or kind is None:
         return []
     forward = forward_options(own, kind)
-    config = json.loads(spec.family.entry().config_text(spec, opts.cfg_options, opts.ap)[0]) if forward else {}
+    config = json.loads(handle.config_text(opts.cfg_options, opts.ap)[0]) if forward else {}
 
     def own_value(key: str) -> Any:  # a key the forward ran at the grid's lowest value: the config's
         if key not in forward:
@@ -388,15 +397,11 @@ def grid_settings(spec: ModelSpec, family: Any, opts: EvalOptions) -> list[Setti
     return expand(own, kind, spec.name, opts.cfg_options, opts.postprocess, own_value)
 
 
-def entry_grid_kind(spec: ModelSpec) -> str | None:
-    """The fusion whose keys a grid of ``spec`` may vary, from its config (None: the family has no grids)."""
-    return spec.family.entry().grid_kind(spec)
-
-
-def predict_images(spec: ModelSpec, images: PanopticDataset, opts: EvalOptions) -> Path:
+def predict_images(spec: ModelSpec, images: PanopticDataset, opts: EvalOptions,
+                   handle: ModelHandle | None = None) -> Path:
     """``eval --images``: run ``spec`` on images without ground truth and save its predictions
     (:meth:`Run.predict`); nothing is scored and no record is written."""
-    return Run(spec, images, opts).predict()
+    return Run(spec, images, opts, handle).predict()
 
 
 _RUNS = itertools.count()  # the same sequence on every rank: one progress key per model run

@@ -21,7 +21,9 @@ from panbench.evaluation.context import cpu_clock, marker, speed_context
 from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.runtime import device_name
 from panbench.evaluation.timings import precision_info
+from panbench.models.families import open_model
 from panbench.models.numerics import torch_own
+from panbench.models.protocol import ModelHandle
 from panbench.models.registry import ModelSpec
 from panbench.records.provenance import command_line, git_commit, now_iso, versions
 from panbench.records.speed import PROTOCOL, PROTOCOL_TEXT, SpeedRecord
@@ -174,10 +176,11 @@ def measure(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions) -> Sp
     """Load ``spec`` and measure its speed by the protocol (and :func:`check_pq`); the record, not written."""
     from panbench.evaluation.run import Run  # the record's schema: not for the speed record alone
 
+    handle = open_model(spec)  # its config read once for the PQ check and the timed model
     if opts.check_pq:
-        pq = check_pq(spec, dataset, opts)
+        pq = check_pq(spec, dataset, opts, handle)
     announce(f"loading {spec.name}")
-    run = Run(spec, dataset, eval_options(opts))
+    run = Run(spec, dataset, eval_options(opts), handle)
     family, device = run.lm.family, run.device
     timer: Timer = CudaEventTimer(device) if device.startswith("cuda") else PerfCounterTimer()
     if opts.compile:
@@ -216,13 +219,14 @@ def _record(run: Any, opts: SpeedOptions, timer: Timer, compiled: dict[str, Any]
     )
 
 
-def check_pq(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions) -> dict[str, Any]:
+def check_pq(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions,
+             handle: ModelHandle | None = None) -> dict[str, Any]:
     """PQ of ``dataset`` through the eval loop with the model eager, then with it compiled
     (:func:`compile_model`); ``within``: they differ by at most :data:`PQ_TOLERANCE` PQ points."""
     from panbench.evaluation.run import Run
 
     with tempfile.TemporaryDirectory(prefix="panbench-pq-check-") as tmp:
-        run = Run(spec, dataset, eval_options(opts, Path(tmp)))
+        run = Run(spec, dataset, eval_options(opts, Path(tmp)), handle)
         run.infer()
         part = run.parts[0]
         eager = part.evaluators.columns().evaluate()["PQ"]

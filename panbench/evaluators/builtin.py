@@ -1,9 +1,10 @@
 """The built-in evaluators, ordinary members of a run's :class:`~panbench.evaluators.composite.Evaluators`: PQ (its
 share the image's result, kept by the resume cache as columns), the analyses and the per-image export, COCO mask
-AP, the semantic confusion. Each declares what it reads of an image (``needs``); a member that reads the run's
-per-image PQ columns at the end (``uses = "columns"``) gets them from the composite, from the member that
-``provides`` them; members of ``needs = {"result"}`` take many scored images at once (``add_scored``: a resume,
-``score``'s C path)."""
+AP, the semantic confusion, PQ under other rules. Each declares what it reads of an image (``needs``) and its
+abilities (:mod:`panbench.evaluators.contract`): a member that reads the run's PQ state at the end
+(:class:`~panbench.evaluators.contract.UsesSums`, :class:`~panbench.evaluators.contract.UsesColumns`) is evaluated
+with what the member that keeps it (:class:`~panbench.evaluators.contract.ProvidesColumns`) holds; members that
+:class:`~panbench.evaluators.contract.TakesScored` take many images scored in bulk at once (``score``'s C path)."""
 
 from __future__ import annotations
 
@@ -16,25 +17,33 @@ from panbench.analysis.ap import APAccumulator, Instances, ap_fields, gt_annotat
 from panbench.analysis.scoring import analyses_of
 from panbench.analysis.semantic import SemanticConfusion, miou_fields
 from panbench.errors import PanbenchError
-from panbench.evaluators.contract import ImageData
+from panbench.evaluators.contract import (
+    BuiltIn,
+    HasInstances,
+    HoldsPositions,
+    ImageData,
+    ProvidesColumns,
+    ResultShare,
+    TakesScored,
+    UsesColumns,
+    UsesSums,
+)
 from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.evaluator import pair_table
 from panbench.pq.matching import CategoryTable
-from panbench.pq.quirks import RuleStates, add_table_sums, states, table_of
+from panbench.pq.quirks import RuleStates, states, table_of
 from panbench.pq.result import ImageResult
 from panbench.pq.rules import RuleSums, panopticapi_rule
-from panbench.pq.sums import PQStats
 
 
-class PQEvaluator:
+class PQEvaluator(BuiltIn, TakesScored, HoldsPositions, ProvidesColumns, ResultShare):
     """PQ (with boundary PQ's part where ``boundary``) in a :class:`~panbench.pq.accumulator.PanopticAccumulator`,
-    the per-image match columns kept where ``keep_images``; a share is ``(position, result)``, or many images'
-    columns with their positions (a resume). Its fields: ``metrics`` and, with ``diagnose``, the ``diagnosis``
-    findings its sums show."""
+    the per-image match columns kept where ``keep_images``; a share is ``(position, result)`` (the resume cache
+    keeps the result as columns, :meth:`add_results`). Its fields: ``metrics`` and, with ``diagnose``, the
+    ``diagnosis`` findings its sums show."""
 
-    name, version, built_in, provides = "PQ", "1", True, "columns"
+    name, version = "PQ", "1"
     needs = frozenset({"result"})
-    share_is_result = True  # the resume cache keeps the image's result as columns, not this share
 
     def __init__(self, categories: CategoryTable, boundary: bool = False, keep_images: bool = True,
                  diagnose: bool = False) -> None:
@@ -50,23 +59,25 @@ class PQEvaluator:
     def process(self, image: ImageData) -> tuple[int, ImageResult | None]:
         return image.index, image.result
 
-    def add(self, share: tuple[int | np.ndarray, Any]) -> None:
-        at, images = share
-        self.accumulator.add(images, at)
+    def add(self, share: tuple[int, ImageResult]) -> None:
+        at, result = share
+        self.accumulator.add(result, at)
+
+    def add_results(self, positions: np.ndarray, columns: dict[str, np.ndarray]) -> None:
+        self.accumulator.add(columns, positions)
 
     def add_scored(self, scored: PanopticAccumulator, image_ids: Mapping[int, Any]) -> None:
-        """Images scored elsewhere at their final positions (``score``'s batch path, a resume)."""
+        """Images scored elsewhere at their final positions (``score``'s batch path, sums added alone)."""
         self.accumulator.merge(scored)
 
-    def merge(self, other: PQEvaluator, offset: int = 0) -> None:
+    def merge(self, other: PQEvaluator) -> None:
+        self.merge_at(other, 0)
+
+    def merge_at(self, other: PQEvaluator, offset: int) -> None:
         self.accumulator.merge(other.accumulator, offset)
 
-    def add_sums(self, sums: PQStats) -> None:
-        """Sums made elsewhere without their images' results (the Python API's ``add_sums``, ``sync``)."""
-        self.accumulator.merge(sums)
-
     def columns(self) -> PanopticAccumulator:
-        """The run's per-image results (read; the analyses' input)."""
+        """The run's PQ sums and per-image results (read; the analyses' input)."""
         return self.accumulator
 
     def evaluate(self) -> dict[str, Any]:
@@ -76,13 +87,13 @@ class PQEvaluator:
         return out
 
 
-class AnalysesEvaluator:
+class AnalysesEvaluator(BuiltIn, TakesScored, HoldsPositions, UsesColumns):
     """The analyses and the per-image export (``analysis``, the :class:`~panbench.analysis.AnalysisSet` saved beside
     the record) of the run's per-image PQ columns (:func:`~panbench.analysis.scoring.analyses_of`;
     ``own_threshold``: the model's own score threshold); its own state is each image's COCO id by position, a share
     ``[position, image_id]``."""
 
-    name, version, built_in, uses = "Analyses", "1", True, "columns"
+    name, version = "Analyses", "1"
     needs = frozenset({"result"})
 
     def __init__(self, own_threshold: float | None = None) -> None:
@@ -105,22 +116,25 @@ class AnalysesEvaluator:
     def add_scored(self, scored: PanopticAccumulator, image_ids: Mapping[int, Any]) -> None:
         self.image_ids.update(image_ids)
 
-    def merge(self, other: AnalysesEvaluator, offset: int = 0) -> None:
+    def merge(self, other: AnalysesEvaluator) -> None:
+        self.merge_at(other, 0)
+
+    def merge_at(self, other: AnalysesEvaluator, offset: int) -> None:
         self.image_ids.update({i + offset: image_id for i, image_id in other.image_ids.items()})
 
-    def evaluate(self, columns: PanopticAccumulator) -> dict[str, Any]:
+    def evaluate_with(self, pq: PanopticAccumulator) -> dict[str, Any]:
         if (n := len(self.image_ids)) and max(self.image_ids) != n - 1:
             raise PanbenchError(f"internal: the analyses hold {n} images, the last at position {max(self.image_ids)}; "
                                 "please report")
-        aset, fields = analyses_of(columns, [self.image_ids[i] for i in range(n)], own_threshold=self.own_threshold)
+        aset, fields = analyses_of(pq, [self.image_ids[i] for i in range(n)], own_threshold=self.own_threshold)
         return {"analysis": aset, **fields}
 
 
-class APEvaluator:
+class APEvaluator(BuiltIn, HasInstances):
     """COCO mask AP of the thing categories from the model's instances, which ``source`` (one of
     :data:`~panbench.analysis.ap.AP_SOURCES`) gave: the record's ``ap`` and ``ap_source``."""
 
-    name, version, built_in = "AP", "1", True
+    name, version = "AP", "1"
     needs = frozenset({"id_maps", "segments", "instances"})
 
     def __init__(self, categories: CategoryTable, source: str | None = None) -> None:
@@ -151,7 +165,7 @@ class APEvaluator:
         self.accumulator.add(int(share["image_id"]), (int(h), int(w)), share["gt"],
                              Instances(dt["rles"], dt["scores"], dt["category_ids"]))
 
-    def merge(self, other: APEvaluator, offset: int = 0) -> None:  # COCO ids: no positions
+    def merge(self, other: APEvaluator) -> None:  # COCO ids: no positions
         self.accumulator = self.accumulator + other.accumulator
 
     def instance_results(self) -> list[dict[str, Any]]:
@@ -162,11 +176,11 @@ class APEvaluator:
         return ap_fields(self.accumulator, self.source) if self.source is not None else {}
 
 
-class SemanticEvaluator:
+class SemanticEvaluator(BuiltIn, UsesSums):
     """The pixel confusion of the model's semantic output (an image without one adds nothing): the record's mIoU,
-    the panoptic output's (from PQ's sums, ``uses = "sums"``) where the model has none."""
+    the panoptic output's (from PQ's sums) where the model has none."""
 
-    name, version, built_in, uses = "SemanticConfusion", "1", True, "sums"
+    name, version = "SemanticConfusion", "1"
     needs = frozenset({"id_maps", "segments", "semantic"})
 
     def __init__(self, categories: CategoryTable) -> None:
@@ -196,78 +210,73 @@ class SemanticEvaluator:
                       np.asarray(share["n"], np.int64))
             self.confusion.n_images += 1
 
-    def merge(self, other: SemanticEvaluator, offset: int = 0) -> None:
+    def merge(self, other: SemanticEvaluator) -> None:
         self.confusion = self.confusion + other.confusion
 
-    def evaluate(self, columns: PanopticAccumulator) -> dict[str, Any]:
+    def evaluate_with(self, pq: PanopticAccumulator) -> dict[str, Any]:
         """The record's ``miou`` and ``miou_source``: of the model's semantic output, else of the panoptic output
         (the pixel confusion of PQ's sums)."""
-        return miou_fields(columns.evaluate(), self.confusion)
+        return miou_fields(pq.evaluate(), self.confusion)
 
 
-class RulesEvaluator:
+class RulesEvaluator(BuiltIn, TakesScored, UsesSums):
     """PQ under other implementations' rules (``--rules``; :mod:`panbench.pq.rules`): the record's ``rules``, each
     rule's PQ, SQ and RQ for All, Things and Stuff and per class, and ``rules_attribution``, the PQ each of its
     quirks adds (:mod:`panbench.pq.quirks`: :class:`~panbench.pq.quirks.RuleStates`). Every quirk state's sums are
-    counted from the image's intersection table in C: ``score``'s batch path hands it the tables it counts
-    (``codes``, :meth:`add_state_sums`); an image handed to :meth:`process` has its table counted again from its id
-    maps. ``panopticapi`` reads PQ's sums (``uses = "sums"``)."""
+    counted from the image's intersection table in C: images scored in bulk bring them (``counted_rules``, which
+    the scoring counts into the accumulator's ``rule_states`` as it counts the tables); an image handed to
+    :meth:`process` has its table counted again from its id maps. ``panopticapi`` reads PQ's sums."""
 
-    name, version, built_in, uses = "Rules", "2", True, "sums"
+    name, version = "Rules", "2"
 
     def __init__(self, categories: CategoryTable, rules: tuple[str, ...]) -> None:
         self.categories, self.rules = categories, tuple(rules)
-        self.tabled = tuple(r for r in self.rules if r != "panopticapi")  # the rules read from the table
+        self.counted_rules = tuple(r for r in self.rules if r != "panopticapi")  # the rules read from the table
         # a cache of other rules (or of another attribution order) holds other shares: run again
-        self.version = "2:" + ",".join(f"{r}/{len(states(r))}" for r in self.tabled)
-        self.needs = frozenset({"id_maps", "segments"}) if self.tabled else frozenset()
+        self.version = "2:" + ",".join(f"{r}/{len(states(r))}" for r in self.counted_rules)
+        self.needs = frozenset({"id_maps", "segments"}) if self.counted_rules else frozenset()
         self.reset()
-
-    @property
-    def codes(self) -> np.ndarray:
-        return self.states.codes
 
     def fresh(self) -> RulesEvaluator:
         return RulesEvaluator(self.categories, self.rules)
 
     def reset(self) -> None:
-        self.states = RuleStates(self.categories, self.tabled)
+        self.states = RuleStates(self.categories, self.counted_rules)
 
     def process(self, image: ImageData) -> dict[str, Any]:
-        if not self.tabled:
+        if not self.counted_rules:
             return {}
         assert image.gt_ids is not None and image.pred_ids is not None  # declared in needs
         inter, gt, pred = pair_table(self.categories, image.gt_ids, list(image.gt_segments or []), image.pred_ids,
                                      list(image.pred_segments or []), f"image {image.image_id}")
-        out = np.zeros_like(self.states.sums)
-        add_table_sums([table_of(inter, gt, pred)], self.categories, self.codes, out)
+        out = self.states.sums_of([table_of(inter, gt, pred)])
         cats = np.flatnonzero(out.any(axis=(0, 1)))  # the categories the image touched
         return {"c": cats.tolist(), "sums": out[:, :, cats].ravel().tolist()}
 
     def add(self, share: dict[str, Any]) -> None:
-        if self.tabled:
+        if self.counted_rules:
             cats = np.asarray(share["c"], np.int64)
-            self.states.sums[:, :, cats] += np.asarray(share["sums"], np.int64).reshape(len(self.codes), 4, len(cats))
+            n_states = len(self.states.codes)
+            self.states.sums[:, :, cats] += np.asarray(share["sums"], np.int64).reshape(n_states, 4, len(cats))
             self.states.images += 1
 
-    def add_state_sums(self, out: np.ndarray, images: int) -> None:
-        """Add many images' sums under the states (``score``'s batch path: :class:`~panbench.pq.quirks.StateSink`)."""
-        self.states.add_state_sums(out, images)
-
     def add_scored(self, scored: PanopticAccumulator, image_ids: Mapping[int, Any]) -> None:
-        """Images scored in bulk: their sums came through :meth:`add_state_sums` as ``score`` counted them (a driver
-        that hands none is refused: the rules would read 0)."""
-        if self.tabled and self.states.images < len(image_ids):
-            have, want = self.states.images, len(image_ids)
-            raise PanbenchError(f"internal: the rules' sums of {have} images came for {want} scored in bulk (a "
-                                "driver hands the tables to Evaluators.table_sink()); please report")
+        """Images scored in bulk: their sums under the rules' states, which the scoring counted
+        (``scored.rule_states``; a driver that counted none is refused: the rules would read 0)."""
+        got = scored.rule_states
+        if self.counted_rules and (got.rules != self.states.rules or got.images < len(image_ids)):
+            raise PanbenchError(f"internal: the sums of the rules {got.rules} of {got.images} images came for "
+                                f"{self.counted_rules} of {len(image_ids)} scored in bulk (a driver scores with "
+                                "Scoring(rules=Evaluators.rules)); please report")
+        if self.counted_rules:
+            self.states.merge(got)
 
-    def merge(self, other: RulesEvaluator, offset: int = 0) -> None:
-        self.states.add_state_sums(other.states.sums, other.states.images)
+    def merge(self, other: RulesEvaluator) -> None:
+        self.states.merge(other.states)
 
-    def evaluate(self, columns: PanopticAccumulator) -> dict[str, Any]:
-        numbers, rows = self.states.fields(RuleSums.from_stats(columns.stats))
+    def evaluate_with(self, pq: PanopticAccumulator) -> dict[str, Any]:
+        numbers, rows = self.states.fields(RuleSums.from_stats(pq.stats))
         out: dict[str, Any] = {}
         for r in self.rules:
-            out[r] = panopticapi_rule(columns.stats, self.categories) if r == "panopticapi" else numbers[r]
+            out[r] = panopticapi_rule(pq.stats, self.categories) if r == "panopticapi" else numbers[r]
         return {"rules": out, **({"rules_attribution": rows} if rows else {})}

@@ -1,6 +1,10 @@
 """The evaluator contract (docs/api.md, "Your own evaluator"): detectron2's ``DatasetEvaluator`` with a per-image
 share that adds exactly (reset / process / add / merge / evaluate), what a member declares it needs of an image
-(:data:`NEEDS`), and the loading, naming and checking of the user's evaluators."""
+(:data:`NEEDS`), the optional abilities a member declares by subclassing (or ``register``-ing with) their base
+classes, each with methods of its own (:data:`ABILITIES`: :class:`BuiltIn`, :class:`TakesScored`,
+:class:`HoldsPositions`, :class:`ProvidesColumns`, :class:`UsesSums`, :class:`UsesColumns`, :class:`ResultShare`,
+:class:`HasInstances`), checked once when the composite is built, and the loading, naming and checking of the
+user's evaluators."""
 
 from __future__ import annotations
 
@@ -9,19 +13,22 @@ import copy
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import json
 import os
 import pickle
 import sys
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
 from panbench.analysis.ap import Instances
 from panbench.errors import InputError, PanbenchError
+from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.matching import CategoryTable
 from panbench.pq.result import ImageResult
 
@@ -60,6 +67,140 @@ class Evaluator(Protocol):
     def add(self, share: Any) -> None: ...
     def merge(self, other: Any) -> None: ...
     def evaluate(self) -> dict[str, Any]: ...
+
+
+class Ability(ABC):  # noqa: B024 - the abilities' common base: each below declares its methods
+    """An optional ability of an evaluator: a member declares it by subclassing its class (or by the class's
+    ``register``), and the composite calls its methods; a member that declares one without its methods is refused
+    when the composite is built (:func:`abilities_of`)."""
+
+    #: how the ability's methods are called, for the one line that refuses a member lacking them
+    signature: ClassVar[str] = ""
+
+
+class BuiltIn(Ability):
+    """One of panbench's own members: built anew from its settings (:meth:`fresh`: a forked process's, a grid's
+    other setting's copy), its calls not guarded as a user's are (its shares are not checked as JSON), its fields
+    the result's own keys (a user's go under ``evaluators``, by name), and it may take a built-in's name."""
+
+    signature = "fresh()"
+
+    @abstractmethod
+    def fresh(self) -> BuiltIn:
+        """A member of these settings, empty."""
+
+
+class TakesScored(Ability):
+    """Takes images scored in bulk at once (``score``'s C batch path, with no image data): their sums and, where
+    kept, per-image columns in a :class:`~panbench.pq.accumulator.PanopticAccumulator` at positions
+    ``0 .. len(image_ids) - 1``, with the sums under ``counted_rules``' quirk states that the scoring counts for it
+    (``rule_states``)."""
+
+    signature = "add_scored(scored, image_ids)"
+    #: the rules whose state sums it reads from the scored images (the scoring counts them from each image's table)
+    counted_rules: tuple[str, ...] = ()
+
+    @abstractmethod
+    def add_scored(self, scored: PanopticAccumulator, image_ids: Mapping[int, Any]) -> None:
+        """Add the images of ``scored`` (``image_ids``: each position's COCO id)."""
+
+
+class HoldsPositions(Ability):
+    """Holds images by their position: the composite merges another process's or rank's state into it with
+    :meth:`merge_at`, their positions moved on by ``offset`` (the Python API's, which number images in the order they
+    came), never with ``merge``."""
+
+    signature = "merge_at(other, offset)"
+
+    @abstractmethod
+    def merge_at(self, other: Any, offset: int) -> None:
+        """Add ``other``'s images (of the same evaluator, disjoint), their positions moved on by ``offset``."""
+
+
+class ProvidesColumns(Ability):
+    """Keeps the run's PQ sums and, where a member :class:`UsesColumns`, its per-image columns (PQ): one member of a
+    composite at most."""
+
+    signature = "columns()"
+
+    @abstractmethod
+    def columns(self) -> PanopticAccumulator:
+        """The run's PQ sums and per-image columns (read them; images enter through the contract)."""
+
+
+class UsesSums(Ability):
+    """Reads PQ's sums at the end: evaluated by :meth:`evaluate_with` with what the :class:`ProvidesColumns` member
+    keeps, in place of ``evaluate``."""
+
+    signature = "evaluate_with(pq)"
+
+    @abstractmethod
+    def evaluate_with(self, pq: PanopticAccumulator) -> dict[str, Any]:
+        """Its fields, given the run's PQ state ``pq``."""
+
+    def evaluate(self) -> dict[str, Any]:
+        raise PanbenchError(f"internal: {name_of(self)} reads PQ's sums: call evaluate_with(pq); please report")
+
+
+class UsesColumns(UsesSums):
+    """Reads PQ's per-image columns too (the analyses): the :class:`ProvidesColumns` member keeps them."""
+
+
+class ResultShare(Ability):
+    """Its share is the image's PQ result, which the observer (the resume cache) keeps as columns, not as a share: a
+    resume hands the cached images' columns back through :meth:`add_results`."""
+
+    signature = "add_results(positions, columns)"
+
+    @abstractmethod
+    def add_results(self, positions: Any, columns: dict[str, Any]) -> None:
+        """Add cached images' results: their positions and their columns (:mod:`panbench.pq.result`)."""
+
+
+class HasInstances(Ability):
+    """Scores the model's instances (AP): :meth:`instance_results` lists them, as COCO's results JSON."""
+
+    signature = "instance_results()"
+
+    @abstractmethod
+    def instance_results(self) -> list[dict[str, Any]]:
+        """The instances scored, as COCO's results JSON lists them."""
+
+
+#: every ability, in the order a refusal names them (the narrower first)
+ABILITIES: tuple[type[Ability], ...] = (BuiltIn, TakesScored, HoldsPositions, ProvidesColumns, UsesColumns, UsesSums,
+                                        ResultShare, HasInstances)
+
+
+def abilities_of(ev: Any) -> tuple[type[Ability], ...]:
+    """The abilities ``ev`` declares; one declared without its methods (a class ``register``-ed with an ability, or
+    one of them set to something else) is refused in one line."""
+    declared = tuple(a for a in ABILITIES if isinstance(ev, a))
+    for a in declared:
+        _refuse_lacking(name_of(ev), a, sorted(n for n in a.__abstractmethods__ if not callable(getattr(ev, n, None))))
+    return declared
+
+
+def _refuse_lacking(name: str, ability: type[Ability], lacking: list[str]) -> None:
+    if lacking:
+        raise PanbenchError(f"evaluator {name}: declares {ability.__name__} but lacks {', '.join(lacking)}; define "
+                            f"{ability.signature} or leave out {ability.__name__} (docs/api.md#your-own-evaluator)")
+
+
+def check_composite(members: Sequence[Any]) -> None:
+    """Refuse in one line what the members of one composite cannot be: two of one name or one of the user's named as
+    a built-in (:func:`check_names`), an ability declared without its methods (:func:`abilities_of`), two members
+    that keep PQ's columns, or one that reads them where none keeps them."""
+    check_names(members)
+    for m in members:
+        abilities_of(m)
+    providers = [name_of(m) for m in members if isinstance(m, ProvidesColumns)]
+    if len(providers) > 1:
+        raise PanbenchError(f"evaluators {providers[0]} and {providers[1]} both declare ProvidesColumns; one member "
+                            "keeps PQ's columns (leave it out of the other)")
+    if not providers and (readers := [name_of(m) for m in members if isinstance(m, UsesSums)]):
+        raise PanbenchError(f"evaluator {readers[0]}: declares UsesSums but no member provides PQ's columns; run it "
+                            "beside PQ, or leave out UsesSums")
 
 
 def name_of(ev: Any) -> str:
@@ -140,7 +281,7 @@ def check_names(evaluators: Sequence[Any]) -> None:
     seen: set[str] = set()
     for ev in evaluators:
         n = name_of(ev)
-        if n in BUILT_IN_NAMES and not getattr(ev, "built_in", False):
+        if n in BUILT_IN_NAMES and not isinstance(ev, BuiltIn):
             raise PanbenchError(f"evaluator {n}: the name of a built-in evaluator; set the class's `name` to another")
         if n in seen:
             raise PanbenchError(f"evaluator {n}: given twice; give each once, or set `name` to tell them apart")
@@ -149,8 +290,8 @@ def check_names(evaluators: Sequence[Any]) -> None:
 
 def fresh_copy(ev: Any) -> Any:
     """A copy of evaluator ``ev``, reset (a forked process's, a grid's other settings')."""
-    if callable(fresh := getattr(ev, "fresh", None)):  # a built-in: built anew from its settings
-        return fresh()
+    if isinstance(ev, BuiltIn):  # built anew from its settings
+        return ev.fresh()
     try:
         twin = copy.deepcopy(ev)
     except Exception as e:  # noqa: BLE001 - the user's state
@@ -181,8 +322,8 @@ _METHODS = ("reset", "process", "add", "merge", "evaluate")
 
 def load_evaluator(spec: str | type | Any) -> Any:
     """A user's evaluator, reset: ``module:Class`` (importable), ``path/to/file.py:Class``, a class, or an instance.
-    A module or class that cannot be loaded, that lacks a method of the contract, or whose ``needs`` names
-    something else, is refused in one line."""
+    A module or class that cannot be loaded, that lacks a method of the contract or of an ability it declares, or
+    whose ``needs`` names something else, is refused in one line."""
     if isinstance(spec, str):
         where, _, cls_name = spec.rpartition(":")
         if not where or not cls_name:
@@ -191,6 +332,10 @@ def load_evaluator(spec: str | type | Any) -> Any:
             raise PanbenchError(f"--evaluator {spec}: {where} has no {cls_name}; name a class it defines")
         spec = cls
     label = spec if isinstance(spec, str) else getattr(spec, "__name__", type(spec).__name__)
+    if isinstance(spec, type) and inspect.isabstract(spec):  # an ability's method not defined: it cannot be built
+        for a in ABILITIES:
+            if issubclass(spec, a):
+                _refuse_lacking(label, a, sorted(set(a.__abstractmethods__) & spec.__abstractmethods__))
     if isinstance(spec, type):
         try:
             ev = spec()
@@ -203,6 +348,7 @@ def load_evaluator(spec: str | type | Any) -> Any:
         raise PanbenchError(f"evaluator {name_of(ev)}: lacks {', '.join(lacking)}; an evaluator defines "
                             f"{', '.join(_METHODS)} (docs/api.md#your-own-evaluator)")
     needs_of(ev)
+    abilities_of(ev)
     call(ev, "reset", "loading")
     try:  # forked processes and ranks send it back (pickle): a class that does not pickle is refused now
         pickle.loads(pickle.dumps(ev))

@@ -30,8 +30,8 @@ def score_folder(evaluators: Evaluators, truth: GroundTruthJSON, gt_dir: str | o
     model's instances from the COCO instance results JSON ``instances`` where given; the (ground truth, prediction)
     pairs in the order scored."""
     how = Scoring(strict=evaluators.strict, boundary=evaluators.boundary, keep_images=evaluators.keeps_columns)
-    if evaluators.takes_columns and instances is None:  # the rules' sums too, from the tables the scoring counts
-        how = replace(how, tables=evaluators.table_sink())
+    if evaluators.takes_scored and instances is None:  # the rules' sums too, from the tables the scoring counts
+        how = replace(how, rules=evaluators.rules)
         scored, pairs = score_stream(truth, gt_dir, pred_json, pred_dir, workers, how)
         evaluators.add_scored(scored, [gt["image_id"] for gt, _ in pairs],
                               lambda i: (SegmentsInfo(pairs[i][0]["segments_info"]),

@@ -11,8 +11,9 @@ from panbench.metrics.panoptic import (
     category_table,
     load_evaluators,
 )
+from panbench.metrics.panopticapi import pq_compute
 from panbench.pq.diagnosis import DiagnosisWarning, Finding
 
 __all__ = ["BasePanopticQuality", "ClassPQ", "CocoPanopticQuality", "DiagnosisWarning", "Finding", "MetricPart",
            "PQResult", "PQValues", "PanopticQuality", "category_table",
-           "load_evaluators"]
+           "load_evaluators", "pq_compute"]

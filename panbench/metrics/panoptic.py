@@ -19,6 +19,7 @@ from panbench.evaluators import Evaluators, ImageData, load_evaluators
 from panbench.evaluators.contract import fresh_copy, name_of
 from panbench.metrics.device_table import device_counts, device_map, device_pair_table, on_device
 from panbench.metrics.id_maps import float_error, map_form
+from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.coco_format import parse_categories, png_folder, read_ground_truth, read_json, safe_join
 from panbench.pq.diagnosis import Finding, diagnose, warn_findings
 from panbench.pq.evaluator import score_pair, table_result
@@ -257,7 +258,7 @@ class BasePanopticQuality:
     @property
     def n_images(self) -> int:
         """The images added since the last :meth:`reset`."""
-        return self._evaluators.n_images()
+        return self._evaluators.columns().n_images
 
     @property
     def scored(self) -> frozenset[Any]:
@@ -343,7 +344,7 @@ class BasePanopticQuality:
         if len(stats.tp) != len(self.categories):
             raise InputError(f"add_sums(): a vector of {len(stats.tp)} categories added to a metric of "
                              f"{len(self.categories)}; add the sums of a metric of the same categories")
-        self._evaluators.add_sums(stats)
+        self._evaluators.add_scored(_sums_alone(self.categories, stats), ())
 
     def part(self) -> MetricPart:
         """This metric's images as one picklable value, for another process or rank to :meth:`merge`."""
@@ -383,12 +384,12 @@ class BasePanopticQuality:
             everyone: list[Any] = [None] * dist.get_world_size(group)
             dist.all_gather_object(everyone, self._evaluators.part(), group=group)
             for part in everyone:  # rank order: every rank ends with the same images in the same order
-                total.reduce([part], offset=total.n_images())
+                total.reduce([part], offset=total.columns().n_images)
         else:  # the sums alone: one all-reduce of the integer vector
             device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend(group) == "nccl" else "cpu"
             t = torch.from_numpy(self.sums()).to(device)
             dist.all_reduce(t, group=group)
-            total.add_sums(PQStats.from_array(t.cpu().numpy()))
+            total.add_scored(_sums_alone(self.categories, PQStats.from_array(t.cpu().numpy())), ())
         self._evaluators = total
         self._synced = True
 
@@ -400,11 +401,22 @@ class BasePanopticQuality:
 
     def result(self) -> PQResult:
         """:meth:`compute` without the warning (the integrations log the diagnosis with their own logger)."""
-        _, fields = self._evaluators.evaluate()
-        user, rules, why = fields.pop("evaluators", {}), fields.pop("rules", {}), fields.pop("rules_attribution", {})
-        fields.pop("analysis", None)  # the per-image export: the files of eval and score
-        analyses = fields if self.analyses and self.n_images else {}
-        return PQResult.from_stats(self._evaluators.columns().stats, self.categories, analyses, user, rules, why)
+        out = self._evaluators.evaluate()
+        analyses = {k: v for k, v in out.items() if k not in _NOT_ANALYSES} if self.analyses and self.n_images else {}
+        return PQResult.from_stats(self._evaluators.columns().stats, self.categories, analyses,
+                                   out.get("evaluators", {}), out.get("rules", {}), out.get("rules_attribution", {}))
+
+
+#: the result's keys that are not the analyses' fields (the per-image export ``analysis`` is the files of eval and
+#: score)
+_NOT_ANALYSES = ("metrics", "diagnosis", "analysis", "evaluators", "rules", "rules_attribution")
+
+
+def _sums_alone(categories: CategoryTable, sums: PQStats) -> PanopticAccumulator:
+    """Sums made elsewhere without their images, as images scored in bulk (the composite's ``add_scored``)."""
+    acc = PanopticAccumulator(categories)
+    acc.merge(sums)
+    return acc
 
 
 class PanopticQuality(BasePanopticQuality):

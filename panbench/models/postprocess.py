@@ -65,7 +65,8 @@ def keep_score(scores: dict[int, float] | None, code: int, score: float) -> None
 class MaskStats:
     """Mask-wise merging's per-query facts of one image's mask probabilities ``m`` (Q, H, W): the pixels above the
     mask threshold (``area``), the sum of their probabilities in float64 (``total``; exact: each term is a float32
-    above 0.5) and, on the CPU, those pixels as bits for the painting (``bits``, ``_merge.c``; None: torch paints)."""
+    above 0.5) and, for float32 on the CPU, those pixels as bits for the painting (``bits``, ``_merge.c``;
+    None: torch paints, on another device or dtype)."""
 
     area: torch.Tensor
     total: torch.Tensor
@@ -77,8 +78,8 @@ class MaskStats:
         import numpy as np
         import torch
 
-        merge = load_extension("panbench.models._merge")
-        if merge is not None and m.device.type == "cpu" and m.dtype == torch.float32:
+        if m.device.type == "cpu" and m.dtype == torch.float32:
+            merge = load_extension("panbench.models._merge")
             m = m.contiguous()
             q, n = m.shape[0], m[0].numel()
             area, total = torch.empty(q, dtype=torch.long), torch.empty(q, dtype=torch.float64)

@@ -1,26 +1,28 @@
 """What the evaluation needs from a model family (docs/models.md, "Model families"): :class:`PanopticModel` (with
 the optional :class:`Corruptible`), the defaults of the abilities a family may lack (:class:`Abilities`, the one
-place they are written), and the functions of a family's subpackage, :class:`FamilyEntry`.  ``to_segments`` is the
-only reader of what ``forward`` returns."""
+place they are written), the family itself, :class:`Family`, and a model it opens for a run, :class:`ModelHandle`.
+``to_segments`` is the only reader of what ``forward`` returns.  No numpy or torch: the families' modules, which
+``panbench --help`` reads, derive from it."""
 
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from panbench.errors import PanbenchError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from panbench.analysis.ap import Instances
     from panbench.models.grid import Setting
     from panbench.models.postprocess import PostProcess
-    from panbench.models.registry import ModelSpec
+    from panbench.models.spec import ModelSpec
 
 
 @runtime_checkable
@@ -179,33 +181,75 @@ class Built:
     pipeline: str | None = None
 
 
-class FamilyEntry(Protocol):
-    """The functions of a family's subpackage (:data:`panbench.models.families.FAMILIES` names it)."""
+class ModelHandle(ABC):
+    """One model of a family, opened once for a run (:meth:`Family.open`): what checks its options, names the kind of
+    grid it takes, gives the config text a setting records and loads it, all reading one copy of its configuration
+    (an mmdet config file is read once however many settings a grid has)."""
 
-    def load_model(self, spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+
+    @abstractmethod
+    def check_options(self, categories: Any, cfg_options: dict[str, Any] | None, postprocess: str) -> None:
+        """Before any model runs: the model takes these options (refused in one line otherwise)."""
+
+    @abstractmethod
+    def config_text(self, cfg_options: dict[str, Any] | None, ap: bool) -> tuple[str, str]:
+        """The config text and hash :meth:`load_model` records with ``cfg_options``, a grid setting's (docs/eval.md,
+        "Grids")."""
+
+    @abstractmethod
+    def load_model(self, categories: Any, checkpoint: str | None, trust: bool, device: str,
                    cfg_options: dict[str, Any] | None, ap: bool, any_rank: Callable[[bool], bool] | None) -> Built:
         """The model on ``device``, weights checked, labels mapped, instance output on with ``ap``."""
 
-    def check_options(self, spec: ModelSpec, categories: Any, cfg_options: dict[str, Any] | None,
-                      postprocess: str) -> None:
-        """Before any model runs: ``spec`` takes these options (refused in one line otherwise)."""
+    @abstractmethod
+    def random_model(self, device: str) -> PanopticModel | None:
+        """The model with random weights and no dataset (parameters, FLOPs); None when that needs a download."""
 
+    def grid_kind(self) -> str | None:
+        """The fusion whose keys ``eval --grid`` may vary (:data:`panbench.models.grid.GRID_KEYS`), read before the
+        model loads; None (this default): no grids."""
+        return None
+
+
+class Family(ABC):
+    """A model family (docs/models.md, "Model families"): how ``--model`` names its models, the packages they run on,
+    and what opens one of them (:meth:`open`).  Each family is one subclass, registered by its :attr:`name` in
+    :data:`panbench.models.families.FAMILIES`; its module stays light (torch and its framework are imported inside
+    the methods that run a model)."""
+
+    name: ClassVar[str]  # the registry's ``ModelSpec.framework``, the record's ``framework``
+    prefix: ClassVar[str | None] = None  # ``--model PREFIX:<ref>`` (``ModelSpec.ref``); None: configs, config paths
+    in_all: ClassVar[bool] = False  # ``--model all`` runs its registered models (False: downloads chosen by name)
+    packages: ClassVar[tuple[str, ...]] = ("torch",)  # what its models run on: their versions are in the provenance
+    # (package, version) the tests ran on and scripts/setup.sh pins; ``panbench doctor`` notes another.  Not torch:
+    # the set-up keeps the torch an environment has (Colab, a CUDA image)
+    tested: ClassVar[tuple[tuple[str, str], ...]] = ()
+    # (import name, extra of pyproject.toml that installs it): the fix a missing package's error names
+    extras: ClassVar[tuple[tuple[str, str], ...]] = ()
+    ref_help: ClassVar[str] = "<ref>"  # what follows ``PREFIX:`` in ``--model``'s help
+
+    @abstractmethod
+    def open(self, spec: ModelSpec) -> ModelHandle:
+        """``spec``'s model, opened for a run: the handle every later step of the run asks."""
+
+    @abstractmethod
     def weights_state(self, spec: ModelSpec) -> str:
         """``cached``, ``download``, ``committed`` or ``none`` (what ``panbench ls`` shows)."""
 
-    def random_model(self, spec: ModelSpec, device: str) -> PanopticModel | None:
-        """The model with random weights and no dataset (parameters, FLOPs); None when that needs a download."""
+    @abstractmethod
+    def doctor_checks(self, probes: Any) -> list[Any]:
+        """Its lines of ``panbench doctor``, run with the doctor's ``probes`` (:class:`panbench.cli.doctor.Probes`)."""
+
+    def registered_models(self) -> list[ModelSpec]:
+        """The models it lists beside the config files of ``configs/`` (this default: none)."""
+        return []
 
     def config_files(self, spec: ModelSpec) -> list[Path] | None:
-        """The files that fix :meth:`random_model`'s model (its counts' cache key); None: not known."""
-
-    def grid_kind(self, spec: ModelSpec) -> str | None:
-        """The fusion whose keys ``eval --grid`` may vary (:data:`panbench.models.grid.GRID_KEYS`), read before the
-        model loads; None: none."""
-
-    def config_text(self, spec: ModelSpec, cfg_options: dict[str, Any] | None, ap: bool) -> tuple[str, str]:
-        """The config text and hash ``load_model`` records with ``cfg_options``, a grid setting's (docs/eval.md,
-        "Grids")."""
+        """The files that fix :meth:`ModelHandle.random_model`'s model (its counts' cache key); None (this default):
+        not known, counted every time."""
+        return None
 
 
 def count_parameters(module: Any) -> int:

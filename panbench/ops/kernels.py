@@ -1,11 +1,10 @@
 """nms and RoIAlign as mmcv 2.1.0 computes them, for the stand-in ``mmcv._ext`` (:mod:`panbench.ops.ext`), and the
 ops a training step reaches on CUDA: CPU tensors through the C extension ``panbench.ops._cpu`` (mmcv's CPU code
-ported) or the same float operations in PyTorch, bit-identical to compiled mmcv's CPU ops; CUDA tensors through
-torchvision's kernels (docs/ops.md, "What runs where").  Every path sorts scores as mmcv does."""
+ported), bit-identical to compiled mmcv's CPU ops; CUDA tensors through torchvision's kernels, other devices' through
+mmcv's CPU float operations in PyTorch (docs/ops.md, "What runs where").  Every path sorts scores as mmcv does."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from panbench.errors import PanbenchError
@@ -21,10 +20,7 @@ def path(device_type: str = "cpu") -> str:
     """Which kernels serve ``device_type``'s tensors, in a few words (``panbench doctor``)."""
     if device_type == "cuda":
         return "torchvision nms/roi_align, PyTorch deformable attention"
-    if _cpu is not None:
-        return "C extension (panbench.ops._cpu)"
-    return "PyTorch: PANBENCH_NO_NATIVE=1" if os.environ.get("PANBENCH_NO_NATIVE") == "1" else \
-        "PyTorch: panbench.ops._cpu not built (same results, slower; install gcc and rerun make setup)"
+    return "C extension (panbench.ops._cpu)" if device_type == "cpu" else "PyTorch"
 
 
 def _torchvision_serves(t: Any) -> bool:
@@ -50,7 +46,7 @@ def nms(boxes: Any, scores: Any, iou_threshold: float, offset: int) -> Any:
     if boxes.device.type == "cpu" and boxes.dtype != torch.float32:
         raise RuntimeError(f"expected scalar type Float but found {boxes.dtype}: nms on the CPU takes float32 boxes "
                            "(as mmcv's nms_cpu)")
-    if boxes.device.type == "cpu" and _cpu is not None:
+    if boxes.device.type == "cpu":
         return nms_c(boxes, scores, iou_threshold, offset)
     return nms_torch(boxes, scores, iou_threshold, offset)
 
@@ -114,7 +110,7 @@ def roi_align_forward(input: Any, rois: Any, output: Any, argmax_y: Any, argmax_
     if input.device.type == "cpu" and input.dtype not in (torch.float32, torch.float64):
         raise PanbenchError(f"mmcv op roi_align_forward: {input.dtype} input on the CPU is not in panbench's ops "
                             f"(float32, float64); run it in float32 (panbench's --amp does) or install {COMPILED_FIX}")
-    if input.device.type == "cpu" and _cpu is not None:
+    if input.device.type == "cpu":
         roi_align_c(input, rois, output, argmax_y, argmax_x, aligned_height, aligned_width, spatial_scale,
                     sampling_ratio, pool_mode, aligned)
         return

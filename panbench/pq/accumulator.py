@@ -3,7 +3,9 @@
 ``keep_images``, each image's match (and boundary PQ's) columns of :mod:`panbench.pq.result` (``kept_columns``: what the
 analyses read), keyed by the image's position (its dataset index for ``eval``, the order of ``update`` calls for the
 Python API); images enter one way, :meth:`~PanopticAccumulator.add`, and states combine one way,
-:meth:`~PanopticAccumulator.merge` (docs/pq-evaluator.md, "What it computes").  numpy only."""
+:meth:`~PanopticAccumulator.merge` (docs/pq-evaluator.md, "What it computes"). With ``rules``, the sums under other
+rules' quirk states too (:class:`~panbench.pq.quirks.RuleStates`), which ``score``'s scoring counts from the tables it
+counts (``rule_states``).  numpy only."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import numpy as np
 from panbench.errors import PanbenchError
 from panbench.pq.diagnosis import Finding, diagnose
 from panbench.pq.matching import CategoryTable
+from panbench.pq.quirks import RuleStates
 from panbench.pq.result import (
     BOUNDARY_PREFIX,
     ImageResult,
@@ -30,10 +33,12 @@ _CHUNK = 256  # kept results turned into columns this many images at a time
 
 class PanopticAccumulator:
     """PQ sums and, with ``keep_images``, the per-image results as columns (module docstring); with ``boundary`` the
-    results carry boundary-PQ contributions."""
+    results carry boundary-PQ contributions; ``rules`` (rule names, :data:`panbench.pq.rule_names.RULES`): the sums
+    under their quirk states are kept in ``rule_states`` (what the scoring counts from each image's table)."""
 
-    def __init__(self, categories: CategoryTable, keep_images: bool = False, boundary: bool = False) -> None:
-        self.categories, self.keep_images, self.boundary = categories, keep_images, boundary
+    def __init__(self, categories: CategoryTable, keep_images: bool = False, boundary: bool = False,
+                 rules: Sequence[str] = ()) -> None:
+        self.categories, self.keep_images, self.boundary, self.rules = categories, keep_images, boundary, tuple(rules)
         self.reset()
 
     def reset(self) -> None:
@@ -41,6 +46,7 @@ class PanopticAccumulator:
         self._stats = PQStats.zeros(len(self.categories))
         self._pending: list[tuple[int, ImageResult]] = []  # kept results not yet in columns
         self._chunks: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []  # (positions, their columns)
+        self.rule_states = RuleStates(self.categories, self.rules)
 
     @property
     def stats(self) -> PQStats:
@@ -94,7 +100,8 @@ class PanopticAccumulator:
     def merge(self, other: PanopticAccumulator | PQStats, offset: int = 0) -> None:
         """Add another accumulator's images (disjoint from these), their positions moved on by ``offset``, or sums
         made elsewhere without their images' results (:class:`~panbench.pq.sums.PQStats`: refused when results are
-        kept): the one way to combine states."""
+        kept): the one way to combine states. The other's sums under the rules' states are added where this one
+        counts rules (one that counts none takes PQ's part alone)."""
         if isinstance(other, PQStats):
             if self.keep_images and other.n_images:
                 raise PanbenchError("internal: sums without their per-image results added to an accumulator that "
@@ -105,10 +112,12 @@ class PanopticAccumulator:
                 (self.keep_images and other.boundary != self.boundary):
             raise PanbenchError("internal: an accumulator merged with itself, or with one of other categories or "
                                 "other results; please report")
+        if self.keep_images and other.n_kept() != other.n_images:
+            raise PanbenchError("internal: an accumulator without per-image results merged into one that keeps "
+                                "them; please report")
+        if self.rule_states.rules:
+            self.rule_states.merge(other.rule_states)
         if self.keep_images:
-            if other.n_kept() != other.n_images:
-                raise PanbenchError("internal: an accumulator without per-image results merged into one that "
-                                    "keeps them; please report")
             self._flush()
             self._chunks.extend((idx + offset, dict(cols)) for idx, cols in other._parts())  # joined here
         self._stats = self._stats + other._stats

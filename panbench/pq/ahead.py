@@ -108,7 +108,7 @@ class _Ahead:
                 return
             raw, file = got
             scan = load_extension("panbench.pq._match")
-            found = scan.scan(raw, self.gt) if scan is not None and hasattr(scan, "scan") else NOT_SCANNED
+            found = scan.scan(raw, self.gt)
             self.done = raw, found, file
         except Exception:  # noqa: BLE001 - read_json meets it again and says what is wrong
             self.done = None

@@ -1,8 +1,9 @@
 """How ``panbench score`` scores a folder: chunks of :data:`CHUNK` images read, decoded, intersected and matched in C
 (``_native.pair_tables``, with boundary PQ's pass where asked) on threads of one process, their results added every
 :data:`ADD_EVERY` images (or :data:`ADD_BYTES`) in the images' order; an image the C path does not count, and every
-image where it is missing or ``PANBENCH_PER_IMAGE=1``, goes on the per-image path, so every image gets that path's
-numbers or error, bit for bit (docs/pq-evaluator.md, "Parallel paths")."""
+image where libdeflate is not found or ``PANBENCH_PER_IMAGE=1``, goes on the per-image path, so every image gets that
+path's numbers or error, bit for bit (docs/pq-evaluator.md, "Parallel paths"). Where the accumulator counts other
+rules, each chunk's tables are counted under their quirk states on the same thread."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from panbench.pq.matching import (
     res_fields,
 )
 from panbench.pq.png import max_pixels
-from panbench.pq.quirks import StateSink
+from panbench.pq.quirks import RuleStates, Table
 from panbench.pq.result import BOUNDARY_FIELDS, BOUNDARY_PREFIX, ImageResult, results_to_columns
 from panbench.pq.threads import Task, Workers
 
@@ -45,13 +46,16 @@ _Prepared = tuple[np.ndarray, int] | None
 # a chunk in flight: its pairs, what the calling thread keeps of each (None: the per-image path scores the chunk, the
 # call's value its results), the C call (or its status bytes), the position of each image handed to C
 _Chunk = tuple[Sequence[Pair], "list[_Prepared] | None", "Task[Any] | Any", list[int]]
+# one image on the per-image path: its result, the image's table appended to the list where one is given (the
+# rules' sums are counted from it)
+PerImage = Callable[[Pair, "list[Table] | None"], ImageResult]
 
 
 def available() -> bool:
-    """Whether ``score`` takes the batch path: this install has the C kernels with ``pair_tables`` and libdeflate's
-    entry points, and ``PANBENCH_PER_IMAGE=1`` does not ask for the per-image path (its reference)."""
+    """Whether ``score`` takes the batch path: libdeflate's entry points are found, and ``PANBENCH_PER_IMAGE=1``
+    does not ask for the per-image path (its reference, for checks and debugging)."""
     ext, d = native.pixels(), native.deflate()
-    if ext is None or d is None or not hasattr(ext, "pair_tables") or os.environ.get("PANBENCH_PER_IMAGE") == "1":
+    if d is None or os.environ.get("PANBENCH_PER_IMAGE") == "1":
         return False
     key = (ext, d)  # the modules themselves (kept alive here): a test that swaps either one is seen
     if key not in _READY:
@@ -167,23 +171,31 @@ def packed(result: ImageResult) -> tuple[np.ndarray, int]:
     return np.concatenate([np.array(head, np.int64), body]), 0
 
 
-def _counted(items: list[tuple[Any, ...]], limit: int, tables: StateSink) -> tuple[Any, tuple[np.ndarray, int]]:
-    """``pair_tables`` of the items, then the sums of the tables it counted under ``tables``' quirk states (both in
-    C without the GIL): the status bytes and those sums with their number of images, which the calling thread adds."""
+def _counted(items: list[tuple[Any, ...]], limit: int, rules: RuleStates) -> tuple[Any, tuple[np.ndarray, int]]:
+    """``pair_tables`` of the items, then the sums of the tables it counted under ``rules``' states (both in C
+    without the GIL): the status bytes and those sums with their number of images, which the calling thread adds."""
     status = native.pixels().pair_tables(items, limit)
     counted = [(it[6], it[4], it[8], it[9], it[10], it[11]) for it, st in zip(items, status) if st == 0]
-    return status, (tables.sums_of(counted), len(counted))
+    return status, (rules.sums_of(counted), len(counted))
+
+
+def _alone(pairs: Sequence[Pair], per_image: PerImage,
+           rules: RuleStates | None) -> tuple[list[ImageResult], tuple[np.ndarray, int] | None]:
+    """Images scored by ``per_image`` (the per-image path), with their tables' sums under ``rules``' states and
+    their number of images (None without rules), which the calling thread adds."""
+    tables: list[Table] | None = None if rules is None else []
+    results = [per_image(pair, tables) for pair in pairs]
+    return results, None if rules is None or not tables else (rules.sums_of(tables), len(tables))
 
 
 def _submit(cats: CategoryTable, gt_dir: Path, pred_dir: Path, chunk: Sequence[Pair], strict: bool, boundary: bool,
-            limit: int | None, pool: Workers | None, per_image: Callable[[Pair], ImageResult],
-            tables: StateSink | None = None) -> _Chunk:
+            limit: int | None, pool: Workers | None, per_image: PerImage, rules: RuleStates | None = None) -> _Chunk:
     """Prepare a chunk in the calling thread and start its C call (on a thread, or here without a pool), with the
-    tables' sums under ``tables``' states where given; ``limit`` None scores the whole chunk with ``per_image``
+    tables' sums under ``rules``' states where given; ``limit`` None scores the whole chunk with ``per_image``
     instead, on a thread all the same."""
-    if limit is None:  # list(map(...)): per_image runs where the call runs
-        call: Any = list
-        args: tuple[Any, ...] = (map(per_image, chunk),)
+    if limit is None:
+        call: Any = _alone
+        args: tuple[Any, ...] = (chunk, per_image, rules)
         prepared: list[_Prepared] | None = None
         slots: list[int] = []
     else:
@@ -196,27 +208,36 @@ def _submit(cats: CategoryTable, gt_dir: Path, pred_dir: Path, chunk: Sequence[P
                 items.append(item)
         if not items:
             return chunk, prepared, b"", slots
-        call, args = (native.pixels().pair_tables, (items, limit)) if tables is None else (_counted,
-                                                                                          (items, limit, tables))
+        call, args = (native.pixels().pair_tables, (items, limit)) if rules is None else (_counted,
+                                                                                         (items, limit, rules))
     return chunk, prepared, pool.submit(call, *args) if pool is not None else call(*args), slots
 
 
-def _results(c: _Chunk, per_image: Callable[[Pair], ImageResult], tables: StateSink | None = None) -> list[Any]:
+def _results(c: _Chunk, per_image: PerImage, rules: RuleStates | None = None) -> list[Any]:
     """A chunk's results in order, once its call is done: each image C counted and matched as its ``res`` (and
     each other image scored by ``per_image``, :func:`packed`), or the chunk's :class:`ImageResult` s; the sums
-    under ``tables``' states of the images C counted added to it."""
+    under ``rules``' states of the chunk's tables added to it."""
     chunk, prepared, run, slots = c
     done = run.result() if isinstance(run, Task) else run
     if prepared is None:
-        return done  # the per-image results
-    if tables is not None and slots:
-        done, (sums, images) = done
-        tables.add(sums, images)
+        results, summed = done
+        if rules is not None and summed is not None:
+            rules.add_state_sums(*summed)
+        return list(results)
+    if rules is not None and slots:
+        done, summed = done
+        rules.add_state_sums(*summed)
     counted = [False] * len(chunk)
     for k, st in zip(slots, done, strict=True):  # one status byte per item
         counted[k] = st == 0
-    return [prep if ok else packed(per_image(pair))  # ok: prep holds its res
-            for pair, prep, ok in zip(chunk, prepared, counted)]
+    if all(counted):
+        return prepared  # each holds its res
+    left, summed = _alone([pair for pair, ok in zip(chunk, counted) if not ok], per_image, rules)
+    if rules is not None and summed is not None:
+        rules.add_state_sums(*summed)
+    scored = iter(left)
+    return [prep if ok else packed(next(scored))  # ok: prep holds its res
+            for prep, ok in zip(prepared, counted)]
 
 
 def _add(acc: PanopticAccumulator, done: list[Any], first: int, per_image: bool) -> int:
@@ -229,12 +250,13 @@ def _add(acc: PanopticAccumulator, done: list[Any], first: int, per_image: bool)
 
 
 def score_batch(acc: PanopticAccumulator, gt_dir: Path, pred_dir: Path, pairs: Sequence[Pair], strict: bool,
-                threads: int, per_image: Callable[[Pair], ImageResult], in_c: bool = True,
-                tables: StateSink | None = None) -> None:
+                threads: int, per_image: PerImage, in_c: bool = True) -> None:
     """Add the results of ``pairs`` to ``acc`` at positions 0, 1, ... in their order (``acc.boundary``: the ``b_``
     columns too), on ``threads`` threads (1: the calling thread), counted in C where ``in_c``, else by ``per_image``;
-    the sums of the tables C counts under ``tables``' quirk states added to it (``per_image`` adds its own)."""
+    where ``acc`` counts rules, the sums of every image's table under their quirk states added to its
+    ``rule_states`` as the tables are counted."""
     cats, boundary = acc.categories, acc.boundary
+    rules = acc.rule_states if acc.rule_states.rules else None
     try:
         limit = max_pixels() if in_c else None
     except InputError:  # PANBENCH_MAX_PIXELS is not a number: the per-image path raises it at its turn
@@ -247,15 +269,15 @@ def score_batch(acc: PanopticAccumulator, gt_dir: Path, pred_dir: Path, pairs: S
         pool = Workers(threads, "panbench-score") if threads > 1 else None
         queue: deque[_Chunk] = deque()
         for chunk in chunks:
-            queue.append(_submit(cats, gt_dir, pred_dir, chunk, strict, boundary, limit, pool, per_image, tables))
+            queue.append(_submit(cats, gt_dir, pred_dir, chunk, strict, boundary, limit, pool, per_image, rules))
             if len(queue) >= 2 * max(1, threads):  # two chunks in flight per thread: none waits for the next
                 break
         while queue:
             first = queue.popleft()
             nxt = next(chunks, None)
             if nxt is not None:  # the next chunk starts before this one is gathered
-                queue.append(_submit(cats, gt_dir, pred_dir, nxt, strict, boundary, limit, pool, per_image, tables))
-            got = _results(first, per_image, tables)
+                queue.append(_submit(cats, gt_dir, pred_dir, nxt, strict, boundary, limit, pool, per_image, rules))
+            got = _results(first, per_image, rules)
             done += got
             held += 0 if limit is None else sum(r.nbytes for r, _ in got)
             if len(done) >= ADD_EVERY or held >= ADD_BYTES:

@@ -43,9 +43,8 @@ def boundary_image_stats(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray,
 def _c_match(inter: np.ndarray, gt: Segments, pred: Segments, bint: np.ndarray, bg_area: np.ndarray,
              bp_area: np.ndarray) -> ImageStats | None:
     """The match of :func:`boundary_image_stats` in C (``_match.boundary_match``, the matcher of score's batch path),
-    or None where it was not built (or the table has a segment with two matches: the numpy matcher takes it)."""
-    if (c := matching._native) is None:
-        return None
+    or None where the table has a segment with two matches (the numpy matcher takes it)."""
+    c = matching._native
     i64 = [np.ascontiguousarray(a, np.int64) for a in (inter, gt.cats, gt.areas, pred.cats, pred.areas, bint,
                                                         bg_area, bp_area)]
     got = c.boundary_match(i64[0], len(gt), len(pred), i64[1], i64[2], np.ascontiguousarray(gt.iscrowd, np.bool_),
@@ -59,10 +58,11 @@ def _c_match(inter: np.ndarray, gt: Segments, pred: Segments, bint: np.ndarray, 
 def boundary_tables(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, d: int,
                     native: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``bint`` and the boundary areas of the G ground truths and of the P predictions
-    (:func:`panbench.pq.kernels.boundary_counts`, which counts them without C or ``native``)."""
+    (:func:`panbench.pq.kernels.boundary_counts` counts them past the C's int32 rows, or without ``native``: the
+    tests' reference)."""
     n_gt, n_pred = len(gt), len(pred)
     h, w = gt_ids.shape
-    use_c = native and _native is not None and h <= 2**31 - 3  # the C streaks are int32 row numbers
+    use_c = native and h <= 2**31 - 3  # the C streaks are int32 row numbers
     counts = _native.boundary_counts if use_c else kernels.boundary_counts
     bint = np.empty((n_gt + 2, n_pred + 1), np.int64)
     bg_area, bp_area = np.empty(n_gt + 2, np.int64), np.empty(n_pred + 1, np.int64)

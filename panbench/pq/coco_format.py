@@ -119,10 +119,8 @@ def _document(path: str | os.PathLike[str], what: str, scan: bool | None) -> tup
 
 def _read(p: Path, scan: bool | None) -> tuple[bytes, Any, HeldFile]:
     """The file's bytes (read ahead where :mod:`panbench.pq.ahead` did), with ``scan`` ``_match.scan``'s result
-    (None where the scan was not built or leaves the document to ``json.loads``), and the file, kept open."""
+    (None where none was asked for), and the file, kept open."""
     c = native.match()
-    if c is None or not hasattr(c, "scan"):
-        scan = None
     if (ahead := take(p, scan)) is None:
         if (held := read_held(str(p))) is None:  # pragma: no cover - _document saw a regular file
             raise InputError(f"{p}: not a regular file; pass the JSON file itself")
@@ -255,8 +253,8 @@ def parse_annotations(data: dict[str, Any], path: str | os.PathLike[str], gt: bo
             segs = ann["segments_info"] = segs.to_list()
         if type(segs) is not PackedSegments:  # else every segment has the fields checked below, as plain integers
             segs = _field(ann, "segments_info", where, list)
-            c = native.match()  # its typed(): the check below in C, where it was built
-            if c is None or type(segs) is not list or not c.typed(segs, gt):
+            c = native.match()  # its typed(): the check below in C
+            if type(segs) is not list or not c.typed(segs, gt):
                 for s in segs:
                     if not _segment_ok(s, gt):  # the fast check; _field then names what is wrong
                         _field(s, "id", f"{where} segment", int)
@@ -340,12 +338,12 @@ def parse_segments(segments_info: list[dict[str, Any]], cats: CategoryTable, whe
     """``segments_info`` as arrays, its ids (unique, 1..2^24-1), areas, category ids and, of a prediction, scores
     (:func:`_score`) checked (in C where it was built; else on the Python lists: a few tens of segments, cheaper than
     numpy's per-call cost, no int64 overflow).  A ground truth's ``score`` is not read (its scores are NaN)."""
-    c = native.match()  # its segments(): the checks below in C, where it was built
-    if c is not None and type(segments_info) is PackedSegments:
+    c = native.match()  # its segments(): the checks below in C
+    if type(segments_info) is PackedSegments:
         if (packed := c.packed(segments_info.fields, segments_info.n, cats.index, gt)) is not None:
             return _unpacked(packed, segments_info.n)
     segments_info = segments_list(segments_info)  # the checks below name the problem
-    if c is not None and type(segments_info) is list:
+    if type(segments_info) is list:
         packed = c.segments(segments_info, cats.index, gt)
         if packed is not None:  # every check passed (else the code below names the problem)
             return _unpacked(packed, len(segments_info))

@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 
 from panbench.errors import InputError
-from panbench.pq import kernels, native
+from panbench.pq import native
 from panbench.pq.boundary import boundary_image_stats
 from panbench.pq.coco_format import UnlistedIdError, parse_segments
 from panbench.pq.diagnosis import Finding, channel_order, id_encoding, input_size
 from panbench.pq.kernels import MAX_ID
 from panbench.pq.matching import RES_COUNTS, CategoryTable, ImageMatch, Segments, match_image, res_of
-from panbench.pq.quirks import StateSink, table_of
+from panbench.pq.quirks import Table, table_of
 from panbench.pq.result import ImageResult
 
 _NONE = np.zeros(0, np.int64)
@@ -26,20 +26,21 @@ _NONE.flags.writeable = False  # shared by every image without unlisted pixels (
 
 def score_pair(cats: CategoryTable, gt_ids: np.ndarray, gt_segments_info: list[dict[str, Any]], pred_ids: np.ndarray,
                pred_segments_info: list[dict[str, Any]], where: str = "image", strict: bool = False,
-               boundary: bool = False, tables: StateSink | None = None) -> ImageResult:
+               boundary: bool = False, tables: list[Table] | None = None) -> ImageResult:
     """One image scored from two id maps (``R + 256G + 256^2B``) and their segments_info: its match, the semantic
     confusion pairs and unlisted pixels of its intersection table and, with ``boundary``, its boundary-PQ
     contributions (a second pass over the pixels).  Ground-truth pixels whose id ``segments_info`` does not list are
     scored as panopticapi scores them (neither matched nor VOID: a prediction overlapping them keeps them in its union)
-    and counted in ``unlisted_px``; ``strict`` refuses them.  ``where`` names the image in errors.  ``tables`` takes
-    the table's sums under other rules (:class:`~panbench.pq.quirks.StateSink`)."""
+    and counted in ``unlisted_px``; ``strict`` refuses them.  ``where`` names the image in errors.  ``tables``, where
+    given, gets the image's table appended (:data:`~panbench.pq.quirks.Table`: what other rules' sums are counted
+    from)."""
     inter, gt, pred = pair_table(cats, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where, strict,
                                  areas=False)
     result = table_result(inter, gt, pred, where)
     if boundary:
         result.boundary = boundary_image_stats(gt_ids, gt, pred_ids, pred, inter)
     if tables is not None:
-        tables.add_tables([table_of(inter, gt, pred)])
+        tables.append(table_of(inter, gt, pred))
     return result
 
 
@@ -76,7 +77,7 @@ def table_result(inter: np.ndarray, gt: Segments, pred: Segments, where: str = "
 
 def _image_result(inter: np.ndarray, gt: Segments, pred: Segments, match: ImageMatch) -> ImageResult:
     """The match with the semantic confusion pairs and unlisted ground-truth pixels of its table (``_match.fold``)."""
-    raw = (native.match() or kernels).fold(
+    raw = native.match().fold(
         np.ascontiguousarray(inter, np.int64), len(gt), len(pred), np.ascontiguousarray(gt.cats, np.int64),
         np.ascontiguousarray(pred.cats, np.int64))
     cols, n = res_of(raw), int(np.frombuffer(raw, np.int64, RES_COUNTS)[5])  # the fold alone; unlisted pixels
@@ -88,7 +89,7 @@ def intersection_table(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, p
     """The (len(gt) + 2) x (len(pred) + 1) table of :func:`panbench.pq.matching.match_image` (``_native.pair_counts``
     over the pixels).  ``cats`` lets a refused prediction PNG's error name an id encoding."""
     inter = np.empty((len(gt) + 2, len(pred) + 1), np.int64)
-    bad = (native.pixels() or kernels).pair_counts(
+    bad = native.pixels().pair_counts(
         _as_u32(gt_ids, where, True), _as_u32(pred_ids, where, False), gt.ids, pred.ids, inter, strict)
     if bad is not None:
         found: Finding | None = None
@@ -103,7 +104,7 @@ def _check_areas(inter: np.ndarray, gt: Segments, pred: Segments, where: str) ->
     """Predicted areas from the intersection table into ``pred.areas`` (every listed segment must be in the PNG),
     ground-truth areas checked against it (else an IoU above 1, which panopticapi would add up): ``_match.areas``."""
     areas = np.empty(len(pred), np.int64)
-    bad = (native.match() or kernels).areas(np.ascontiguousarray(inter, np.int64), len(gt), len(pred),
+    bad = native.match().areas(np.ascontiguousarray(inter, np.int64), len(gt), len(pred),
                                              np.ascontiguousarray(gt.areas, np.int64), areas)
     if bad is not None and bad[0] == 0:
         k = bad[1]

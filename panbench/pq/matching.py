@@ -160,7 +160,7 @@ def match_image(inter: np.ndarray, gt: Segments, pred: Segments, iou: np.ndarray
     predicted VOID, columns 1..P the predictions, whose pixel counts are ``pred.areas``.  ``iou`` (G x P) replaces
     :func:`pair_ious` as the pairs' IoU (boundary PQ's; numpy path); VOID and crowd stay the table's."""
     n_gt, n_pred = len(gt), len(pred)
-    if _native is None or iou is not None or (n_gt == 0 and n_pred == 0):
+    if iou is not None or (n_gt == 0 and n_pred == 0):
         return match_image_numpy(inter, gt, pred, iou)
     raw = _native.match(np.ascontiguousarray(inter, np.int64), n_gt, n_pred,
                         np.ascontiguousarray(gt.cats, np.int64), np.ascontiguousarray(gt.areas, np.int64),

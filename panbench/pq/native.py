@@ -1,7 +1,7 @@
-"""The C extensions of :mod:`panbench.pq`, read through one public place.  Each is optional: where one was not built
-its accessor returns None and the caller takes the numpy twin (:mod:`panbench.pq.kernels`: the same numbers).  The
+"""The C extensions of :mod:`panbench.pq`, read through one public place (every install builds them; an import
+without them stops with one line saying how to build them, :func:`panbench.pq.extensions.load_extension`).  The
 accessors read the module attribute at each call, so a test that sets ``kernels._native``, ``matching._native`` or
-``boundary._native`` to None sends every caller down the numpy path."""
+``boundary._native`` to a stand-in (tests/pq/kernel_references.py) sends every caller to it."""
 
 from __future__ import annotations
 
@@ -11,17 +11,17 @@ from panbench.pq import boundary, kernels, matching
 
 
 def pixels() -> Any:
-    """``panbench.pq._native`` (intersection counts, PNG unfiltering), or None."""
+    """``panbench.pq._native`` (intersection counts, PNG unfiltering)."""
     return kernels._native
 
 
 def match() -> Any:
-    """``panbench.pq._match`` (the per-image match, the segments_info checks), or None."""
+    """``panbench.pq._match`` (the per-image match, the segments_info checks)."""
     return matching._native
 
 
 def boundary_pq() -> Any:
-    """``panbench.pq._boundary`` (boundary PQ's pixel counts), or None."""
+    """``panbench.pq._boundary`` (boundary PQ's pixel counts)."""
     return boundary._native
 
 

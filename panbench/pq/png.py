@@ -125,20 +125,19 @@ def check_png(data: bytes, path: Path, where: str, shape: tuple[int, ...] | None
 def read_ids(path: Path, where: str, slot: str | None = None, shape: tuple[int, ...] | None = None,
              role: str = "prediction") -> np.ndarray:
     """Segment ids ``R + 256 G + 256^2 B`` (HxW uint32) of a panoptic PNG, its header (:func:`check_png`) and chunks
-    (:func:`png_idat`) checked first.  8-bit RGB(A) PNGs are unfiltered straight to ids in C where it was built, the
+    (:func:`png_idat`) checked first.  8-bit RGB(A) PNGs are unfiltered straight to ids in C, the
     others decoded (:func:`_decode`).  With ``slot``: in :func:`~panbench.pq.kernels.workspace` ``slot``'s buffer."""
     data = _read_png(path, where)
     hdr = check_png(data, path, where, shape, role)
     idat = png_idat(data, path, where)
     if hdr.depth == 8 and hdr.color in (2, 6) and not hdr.interlace:
         raw, w, h, ch = png_scanlines(idat, path, where, hdr)  # on both paths (libspng ignores extra data)
-        if native.pixels() is not None:
-            out = workspace(slot, (h, w), np.uint32)
-            try:
-                native.pixels().unfilter_ids(raw, w, h, ch, out)
-            except ValueError as e:
-                raise InputError(f"{where}: PNG {path} is truncated or corrupt ({e}); re-export it") from e
-            return out
+        out = workspace(slot, (h, w), np.uint32)
+        try:
+            native.pixels().unfilter_ids(raw, w, h, ch, out)
+        except ValueError as e:
+            raise InputError(f"{where}: PNG {path} is truncated or corrupt ({e}); re-export it") from e
+        return out
     return rgb2id(_decode(data, path, where), slot)
 
 

@@ -3,22 +3,23 @@ from panopticapi's rules is a named switch (:class:`Quirks`), and for each rule 
 (:data:`ORDER`). With the first k of a rule's quirks on, the matcher is a rule of its own; the rows of the
 attribution are the PQ each one adds, so that they sum to the rule's PQ minus panopticapi's. With none on it gives
 panopticapi's numbers, with all of a rule's on that rule's (``tests/pq/test_quirks.py`` checks both on every image of
-its set). numpy, and the C extension ``_rules`` that counts every state of many tables at once."""
+its set). numpy, and the C extension ``_rules`` that counts every state of many tables at once (:class:`RuleStates`:
+what PQ's scoring counts under the rules it is asked for, beside its own sums)."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from panbench.errors import PanbenchError
 from panbench.pq.extensions import load_extension
 from panbench.pq.matching import IGNORED_SHARE, MATCH_IOU, CategoryTable, Segments
 from panbench.pq.rules import Color, RuleSums, color_table, rule_summary
 from panbench.pq.sums import IOU_SCALE
 
-_native = load_extension("panbench.pq._rules")  # quirk_sums over many tables in C (None: quirk_sums, image by image)
+_native = load_extension("panbench.pq._rules")  # quirk_sums over many tables in C
 
 
 @dataclass(frozen=True)
@@ -94,11 +95,10 @@ def table_of(inter: np.ndarray, gt: Segments, pred: Segments) -> Table:
 
 def add_table_sums(tables: list[Table], cats: CategoryTable, codes: np.ndarray, out: np.ndarray) -> None:
     """Add the sums of each image of ``tables`` under each state of ``codes`` (:func:`quirk_code` rows) to ``out``
-    (states x 4 x categories int64: TP, FP, FN, IoU in 2^-40): in C (``_rules.quirk_sums``, without the GIL) where
-    built, else by :func:`quirk_sums`, which also adds what C leaves to it (EoMT's crowd picked by a set's order)."""
+    (states x 4 x categories int64: TP, FP, FN, IoU in 2^-40): in C (``_rules.quirk_sums``, without the GIL), and by
+    :func:`quirk_sums` what C leaves to it (EoMT's crowd picked by a set's order)."""
     isthing = np.ascontiguousarray(cats.isthing, np.uint8)
-    left = ([(i, s) for i in range(len(tables)) for s in range(len(codes))] if _native is None else
-            _native.quirk_sums(tables, isthing, np.ascontiguousarray(codes, np.int32), out))
+    left = _native.quirk_sums(tables, isthing, np.ascontiguousarray(codes, np.int32), out)
     for i, s in left:
         inter, g_ids, g_cats, g_areas, g_crowd, p_cats = (np.frombuffer(a, np.uint8 if k == 4 else np.int64) if
                                                           not isinstance(a, np.ndarray) else a
@@ -112,12 +112,12 @@ def add_table_sums(tables: list[Table], cats: CategoryTable, codes: np.ndarray, 
 
 
 class RuleStates:
-    """The sums of every quirk state of some rules (``rules``: names of :data:`ORDER`; alike states counted once)
-    over images: what :func:`add_table_sums` adds to, and each rule's numbers and attribution at the end (a rule is
-    its last state)."""
+    """The sums of every quirk state of some rules (``rules``: rule names; those of :data:`ORDER` counted, alike
+    states once) over images: where PQ's scoring adds each image's table (:meth:`sums_of` on a scoring thread, then
+    :meth:`add_state_sums`), and each rule's numbers and attribution at the end (a rule is its last state)."""
 
     def __init__(self, cats: CategoryTable, rules: tuple[str, ...]) -> None:
-        self.cats, self.rules = cats, tuple(rules)
+        self.cats, self.rules = cats, tuple(r for r in rules if r in ORDER)
         codes: list[tuple[int, ...]] = []
         self.slots: dict[str, list[int]] = {}  # each rule's states' rows of `codes`
         for r in self.rules:
@@ -129,9 +129,23 @@ class RuleStates:
         self.sums = np.zeros((len(codes), 4, len(cats)), np.int64)  # TP, FP, FN, IoU (2^-40) a state
         self.images = 0  # the images whose sums these are
 
+    def sums_of(self, tables: list[Table]) -> np.ndarray:
+        """The sums of ``tables`` under the states, nothing added (a scoring thread's share of the work)."""
+        out = np.zeros_like(self.sums)
+        add_table_sums(tables, self.cats, self.codes, out)
+        return out
+
     def add_state_sums(self, out: np.ndarray, images: int) -> None:
+        """Add ``images`` images' sums under the states (:meth:`sums_of`'s)."""
         self.sums += out
         self.images += images
+
+    def merge(self, other: RuleStates) -> None:
+        """Add the sums of another count of the same rules (other images)."""
+        if other.rules != self.rules:
+            raise PanbenchError(f"internal: the sums of the rules {other.rules} added to those of {self.rules}; "
+                                "please report")
+        self.add_state_sums(other.sums, other.images)
 
     def state(self, row: int) -> RuleSums:
         return RuleSums(*(self.sums[row, k].copy() for k in range(4)))
@@ -142,29 +156,6 @@ class RuleStates:
         numbers = {r: rule_summary(r, self.state(self.slots[r][-1]), self.cats) for r in self.rules}
         rows = {r: attribution(r, [self.state(k) for k in self.slots[r]], base, self.cats) for r in self.rules}
         return numbers, rows
-
-
-class StateSink:
-    """Where the scoring of many images adds their tables' sums under quirk states (``score``'s batch path and its
-    per-image fallback, on several threads): ``target`` (the Rules evaluator) names the states (``codes``,
-    :func:`quirk_code` rows) and takes each batch's sums (``add_state_sums(out, images)``), one batch at a time."""
-
-    def __init__(self, target: Any, cats: CategoryTable) -> None:
-        self.target, self.cats, self.codes = target, cats, np.ascontiguousarray(target.codes, np.int32)
-        self._lock = threading.Lock()
-
-    def sums_of(self, tables: list[Table]) -> np.ndarray:
-        """The sums of ``tables`` under the states (a thread's share of the work: nothing is added)."""
-        out = np.zeros((len(self.codes), 4, len(self.cats)), np.int64)
-        add_table_sums(tables, self.cats, self.codes, out)
-        return out
-
-    def add(self, out: np.ndarray, images: int) -> None:
-        with self._lock:
-            self.target.add_state_sums(out, images)
-
-    def add_tables(self, tables: list[Table]) -> None:
-        self.add(self.sums_of(tables), len(tables))
 
 
 def _quirks(code: Any) -> Quirks:

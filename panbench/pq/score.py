@@ -1,8 +1,7 @@
-"""Score COCO-panoptic-format predictions (JSON + PNG folder) against ground truth, and :func:`pq_compute`,
-panopticapi's entry point, on it.  Streaming: images are read, scored and dropped chunk by chunk on threads
-(:func:`panbench.pq.batch.score_batch`: in C, or on the per-image path, :func:`~panbench.pq.evaluator.score_pair`
-after a Python decode); with ``keep_images`` the per-image results come back as columns, in the images' order.
-"""
+"""Score COCO-panoptic-format predictions (JSON + PNG folder) against ground truth.  Streaming: images are read,
+scored and dropped chunk by chunk on threads (:func:`panbench.pq.batch.score_batch`: in C, or on the per-image path,
+:func:`~panbench.pq.evaluator.score_pair` after a Python decode); with ``keep_images`` the per-image results come back
+as columns, in the images' order; with ``rules`` the sums under their quirk states too."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ import os
 import sys
 import tempfile
 from collections import deque
-from collections.abc import Generator, Sequence
+from collections.abc import Generator
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
@@ -30,7 +29,6 @@ from panbench.pq.coco_format import (
     UnknownCategoryError,
     UnlistedIdError,
     parse_annotations,
-    png_folder,
     read_ground_truth,
     read_json,
     safe_join,
@@ -48,17 +46,13 @@ from panbench.pq.diagnosis import (
     pairing_unfixed,
     unknown_categories,
     unlisted_ids,
-    warn_findings,
     with_pq,
 )
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
-from panbench.pq.quirks import RuleStates, StateSink
+from panbench.pq.quirks import Table
 from panbench.pq.result import ImageResult
-from panbench.pq.rule_names import rule_list
-from panbench.pq.rules import RuleSums, panopticapi_rule
-from panbench.pq.sums import panopticapi_summary
 from panbench.pq.threads import Task, Workers
 
 
@@ -82,8 +76,9 @@ class Scoring:
     strict: bool = False  # refuse ground-truth PNG ids that segments_info does not list
     boundary: bool = False  # boundary-PQ contributions too
     keep_images: bool = False  # keep the per-image results (the analyses read them)
-    # the images' sums under other rules' quirk states, from the tables the scoring counts (score_stream only)
-    tables: StateSink | None = None
+    # rule names (panbench.pq.rule_names.RULES): the sums under their quirk states counted from the tables the
+    # scoring counts, into the accumulator's rule_states (score_stream only)
+    rules: tuple[str, ...] = ()
 
 
 Read = tuple[np.ndarray, list, np.ndarray, list, str]  # one image's decoded PNGs: read_pair's
@@ -169,9 +164,11 @@ def read_pair(gt_dir: Path, pred_dir: Path, pair: Pair, reuse: bool = True) -> R
     return gt_ids, segments_list(gt_ann["segments_info"]), pred_ids, segments_list(pred_ann["segments_info"]), where
 
 
-def _score_one(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring, pair: Pair) -> ImageResult:
-    """One image on the per-image path: its PNGs decoded in Python's buffers, then :func:`score_pair`."""
-    return score_pair(cats, *read_pair(gt_dir, pred_dir, pair), how.strict, how.boundary, how.tables)
+def _score_one(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring, pair: Pair,
+               tables: list[Table] | None = None) -> ImageResult:
+    """One image on the per-image path: its PNGs decoded in Python's buffers, then :func:`score_pair` (``tables``:
+    its table appended)."""
+    return score_pair(cats, *read_pair(gt_dir, pred_dir, pair), how.strict, how.boundary, tables)
 
 
 def score_stream(truth: GroundTruthJSON, gt_dir: str | os.PathLike[str], pred_json: str | os.PathLike[str],
@@ -192,11 +189,11 @@ def score_stream(truth: GroundTruthJSON, gt_dir: str | os.PathLike[str], pred_js
     if workers is None:
         workers = default_workers(len(pairs))
     gt_dir, pred_dir = _folders(gt_dir, pred_dir)
-    ev = PanopticAccumulator(cats, keep_images=how.keep_images, boundary=how.boundary)
+    ev = PanopticAccumulator(cats, keep_images=how.keep_images, boundary=how.boundary, rules=how.rules)
     try:
         with collector_paused():  # no cycles are made, and collections would walk the annotations
             batch.score_batch(ev, gt_dir, pred_dir, pairs, how.strict, workers,
-                              lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), in_c, how.tables)
+                              lambda pair, tables: _score_one(cats, gt_dir, pred_dir, how, pair, tables), in_c)
     except UnknownCategoryError as err:
         found = _mapped_categories(cats, gt_dir, pred_dir, pairs, how, workers, in_c) if explain else None
         if found is None and explain:
@@ -293,10 +290,9 @@ def _mapped_categories(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs:
     wide = CategoryTable(cats.ids + extra, cats.names + [str(i) for i in extra], cats.isthing + [False] * len(extra))
     try:
         with collector_paused():
-            part = PanopticAccumulator(wide)
-            plain = replace(how, tables=None)  # a diagnosis: no rule's sums
+            part = PanopticAccumulator(wide)  # a diagnosis: no rule's sums
             batch.score_batch(part, gt_dir, pred_dir, pairs, how.strict, workers,
-                              lambda pair: _score_one(wide, gt_dir, pred_dir, plain, pair), in_c)
+                              lambda pair, tables: _score_one(wide, gt_dir, pred_dir, how, pair, tables), in_c)
     except InputError:  # another mistake: named once the category ids are right
         return None
     n, conf = len(cats), part.stats.conf
@@ -447,32 +443,3 @@ def unlisted_note(res: dict[str, Any]) -> str | None:
         return None
     return (f"note: {u['pixels']} ground-truth pixels of {u['images']} image(s) have a PNG id that segments_info "
             "does not list; scored as panopticapi scores them (neither matched nor VOID); --strict refuses them")
-
-
-def pq_compute(gt_json_file: str | os.PathLike[str], pred_json_file: str | os.PathLike[str],
-               gt_folder: str | os.PathLike[str] | None = None,
-               pred_folder: str | os.PathLike[str] | None = None, rules: str | Sequence[str] = ()) -> dict[str, Any]:
-    """panopticapi's ``pq_compute`` (``from panbench import pq_compute``): the same arguments, dict
-    (:func:`panbench.pq.sums.panopticapi_summary`) and numbers; what differs: docs/api.md, "pq_compute".  ``rules``
-    (names of :data:`panbench.pq.rule_names.RULES`) adds ``rules`` and ``rules_attribution`` to the dict, as ``score
-    --rules --json`` gives them (docs/pq-rules.md)."""
-    names = rule_list(rules)
-    gt_folder = png_folder(gt_json_file) if gt_folder is None else gt_folder
-    pred_folder = png_folder(pred_json_file) if pred_folder is None else pred_folder
-    for folder, name, js in ((gt_folder, "gt_folder", gt_json_file), (pred_folder, "pred_folder", pred_json_file)):
-        if not os.path.isdir(folder):
-            raise InputError(f"{folder}: no such folder of panoptic PNGs; pass {name} (the PNGs of {js})")
-    truth = read_truth(gt_json_file)
-    tabled = RuleStates(truth.categories, tuple(r for r in names if r != "panopticapi"))
-    how = Scoring(tables=StateSink(tabled, truth.categories) if len(tabled.codes) else None)
-    ev = score_stream(truth, gt_folder, pred_json_file, pred_folder, how=how)[0]
-    if found := ev.diagnosis():
-        warn_findings(with_pq_if_fixed(found, truth, gt_folder, pred_json_file, pred_folder), stacklevel=2)
-    out = panopticapi_summary(ev.stats, ev.categories.ids, ev.categories.isthing)
-    if names:
-        numbers, rows = tabled.fields(RuleSums.from_stats(ev.stats))
-        out["rules"] = {r: panopticapi_rule(ev.stats, ev.categories) if r == "panopticapi" else numbers[r]
-                        for r in names}
-        if rows:  # as score --json: none where only panopticapi's rules were asked
-            out["rules_attribution"] = rows
-    return out

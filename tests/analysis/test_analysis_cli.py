@@ -113,19 +113,25 @@ def test_text_output_shows_the_analyses(files, capsys) -> None:
 
 
 def test_the_numpy_paths_give_the_same_json_bit_for_bit(files) -> None:
-    """`score --boundary --json` with every C extension (PQ's pixel pass, the match, boundary PQ) and with
-    none (PANBENCH_NO_NATIVE=1): the same output, every analysis to the last digit."""
+    """`score --boundary --json` with every C kernel (PQ's pixel pass, the match, boundary PQ) and with their
+    numpy twins on the per-image path (tests/kernel_references.py): the same output, every analysis to the last
+    digit."""
     import os
     import subprocess
     import sys
 
     outs = []
-    for flag in ("0", "1"):
-        code = ("import sys; from panbench.pq import boundary; from panbench.pq import kernels, matching; "
-                "assert (kernels._native is None) == (matching._native is None) == (boundary._native is None) == "
-                f"({flag!r} == '1'); from panbench.cli import main; sys.exit(main(sys.argv[1:]))")
+    tests = str(Path(__file__).parents[1])
+    for twins in (False, True):
+        code = "\n".join(["import sys", f"sys.path.insert(0, {tests!r})", "import pytest",
+                          "from kernel_references import numpy_kernels", "from panbench.pq import batch",
+                          "m = pytest.MonkeyPatch()", f"if {twins}:", "    numpy_kernels(m)",
+                          "    m.setattr(batch, 'available', lambda: False)", "from panbench.cli import main",
+                          "from panbench.pq import kernels", "code = main(sys.argv[1:])",
+                          f"assert (kernels._native.pair_counts.__module__ == 'kernel_references') == {twins}",
+                          "sys.exit(code)"])
         r = subprocess.run([sys.executable, "-c", code, *score_args(files, 0, "--boundary", "--json")],
-                           capture_output=True, text=True, env={**os.environ, "PANBENCH_NO_NATIVE": flag})
+                           capture_output=True, text=True, env=os.environ)
         assert r.returncode == 0, r.stderr[-2000:]
         outs.append(json.loads(r.stdout))
     assert outs[0] == outs[1] and outs[0]["boundary"] and outs[0]["errors"]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from ap_cases import _decode, assert_same_ap, pycocotools_ap
 
-from panbench.analysis.ap import APAccumulator, from_hf_instances, from_mmdet, semantic_categories
+from panbench.analysis.ap import APAccumulator, semantic_categories
 from panbench.pq.png import read_ids
 
 torch = pytest.importorskip("torch")
@@ -39,6 +39,8 @@ def demo_model(name: str, demo_root: Path):
 
 
 def test_mmdet_mask2former_instance_on_gives_instances_in_dataset_ids(demo_root: Path) -> None:
+    from panbench.models.mmdet.family import from_mmdet
+
     ds, lm = demo_model("demo-mask2former", demo_root)
     lm.model.panoptic_fusion_head.test_cfg["instance_on"] = True  # the zoo configs' setting
     s = ds.samples[0]
@@ -56,6 +58,8 @@ def test_mmdet_mask2former_instance_on_gives_instances_in_dataset_ids(demo_root:
 
 def test_mmdet_panoptic_fpn_instance_branch_gives_instances_in_dataset_ids(demo_root: Path) -> None:
     from mmengine.dataset import pseudo_collate
+
+    from panbench.models.mmdet.family import from_mmdet
 
     ds, lm = demo_model("demo-panoptic-fpn", demo_root)
     s = ds.samples[0]
@@ -77,6 +81,8 @@ def test_mmdet_panoptic_fpn_instance_branch_gives_instances_in_dataset_ids(demo_
 def test_transformers_instance_and_semantic_post_processing(kind: str, tmp_path: Path) -> None:
     from hf_tiny import build
     from transformers import AutoImageProcessor, AutoModelForUniversalSegmentation
+
+    from panbench.models.hf.model import from_hf_instances
 
     d = build(kind, ["a", "b", "c"], tmp_path / kind)
     model = AutoModelForUniversalSegmentation.from_pretrained(d).eval()

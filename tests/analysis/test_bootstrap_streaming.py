@@ -11,31 +11,18 @@ import pytest
 from panbench.analysis import resample
 from panbench.analysis.resample import count_chunks, draw_chunks, resampled_sparse, sparse_rows
 
-WAYS = ["c", "numpy"]
 
-
-def _way(monkeypatch: pytest.MonkeyPatch, way: str) -> None:
-    if way == "numpy":
-        monkeypatch.setattr(resample, "_c", None)
-    elif resample._c is None:
-        pytest.skip("the C extension is not built")
-
-
-@pytest.mark.parametrize("way", WAYS)
 @pytest.mark.parametrize("n, chunk", [(7, 1), (7, 3), (13, 5), (64, 32), (1, 4), (999, 250), (37, 1000)])
-def test_the_draws_in_chunks_are_numpys_integers_of_one_call(monkeypatch: pytest.MonkeyPatch, way: str, n: int,
+def test_the_draws_in_chunks_are_numpys_integers_of_one_call(n: int,
                                                             chunk: int) -> None:
     """Odd row lengths leave half of a 64-bit output for the next chunk's first draw: it is not lost."""
-    _way(monkeypatch, way)
     want = np.random.default_rng(11).integers(0, n, size=(41, n))
     got = [d.copy() for d in draw_chunks(n, 41, 11, chunk)]
     assert [len(d) for d in got] == [min(chunk, 41 - lo) for lo in range(0, 41, chunk)]
     np.testing.assert_array_equal(np.concatenate(got), want)
 
 
-@pytest.mark.parametrize("way", WAYS)
-def test_the_counts_in_chunks_are_those_of_the_whole_draws(monkeypatch: pytest.MonkeyPatch, way: str) -> None:
-    _way(monkeypatch, way)
+def test_the_counts_in_chunks_are_those_of_the_whole_draws() -> None:
     draws = np.random.default_rng(4).integers(0, 29, size=(70, 29))
     want = np.stack([np.bincount(d, minlength=29) for d in draws]).astype(np.float64)
     for chunk in (1, 9, 32, 70, 500):
@@ -47,7 +34,6 @@ def _rows(n: int, k: int, seed: int = 5) -> tuple[np.ndarray, np.ndarray, np.nda
     return sparse_rows(np.where(rng.random((n, k)) < 0.3, rng.integers(-2**40, 2**40, (n, k)), 0))
 
 
-@pytest.mark.skipif(resample._c is None, reason="the C extension is not built")
 @pytest.mark.parametrize("chunk_bytes", [1, 8 * 41 * 33, 8 * 41 * 64, 8 * 41 * 100, 1 << 30])
 def test_the_exact_sums_are_the_same_at_any_chunk_size(monkeypatch: pytest.MonkeyPatch, chunk_bytes: int) -> None:
     """Chunks of one block of 32 resamples per thread up to all 150 at once, on one thread and three: the integers
@@ -63,7 +49,6 @@ def test_the_exact_sums_are_the_same_at_any_chunk_size(monkeypatch: pytest.Monke
         assert got.dtype == np.int64 and (got.astype(object) == want).all()
 
 
-@pytest.mark.skipif(resample._c is None, reason="the C extension is not built")
 def test_a_chunk_of_draws_bounds_the_memory_of_the_exact_sums() -> None:
     """3000 images x 1000 resamples are 24 MB of int64 draws; the sums hold one chunk (CHUNK_BYTES) of them."""
     n, r, k = 3000, 1000, 9
@@ -79,9 +64,8 @@ def test_a_chunk_of_draws_bounds_the_memory_of_the_exact_sums() -> None:
     assert peak <= resample.CHUNK_BYTES + r * k * 8 + (1 << 20) < r * n * 8 // 2, peak
 
 
-def test_a_chunk_of_draws_bounds_the_memory_of_the_counts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without C, numpy draws a chunk at a time: 100 resamples of 3000 images, not all 1000."""
-    monkeypatch.setattr(resample, "_c", None)
+def test_a_chunk_of_draws_bounds_the_memory_of_the_counts() -> None:
+    """The draws a chunk at a time: 100 resamples of 3000 images, not all 1000."""
     n, r, chunk = 3000, 1000, 100
     tracemalloc.start()
     try:

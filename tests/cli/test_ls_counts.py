@@ -27,14 +27,14 @@ def _cells(out: str, model: str) -> tuple[str, str]:
 def _refuse_to_count(monkeypatch) -> None:
     """Building or counting any model fails the test."""
     from panbench.evaluation import flops
-    from panbench.models import mmdet
+    from panbench.models.mmdet import handle
 
     def refuse(*a, **k):
         raise AssertionError("counted again")
 
     monkeypatch.setattr(flops, "random_gflops", refuse)
     monkeypatch.setattr(flops, "count_parameters", refuse)
-    monkeypatch.setattr(mmdet, "random_model", refuse)
+    monkeypatch.setattr(handle.MMDetHandle, "random_model", refuse)
 
 
 @pytest.mark.slow

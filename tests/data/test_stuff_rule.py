@@ -206,12 +206,9 @@ def test_the_warning_names_the_count_and_the_first_three_images(tmp_path: Path) 
 
 def test_the_check_reads_segments_info_read_in_c_as_json_load_gives_it(tmp_path: Path) -> None:
     """The same repeats whether score's reader kept the segments as C read them or json.load parsed them."""
-    from panbench.pq import native
-
     gt = Path(_ground_truth(tmp_path, split_sky=True)[1])
     scanned = read_json(gt, "ground truth", scan=True)
-    if native.match() is not None and hasattr(native.match(), "scan"):
-        assert all(type(a["segments_info"]) is PackedSegments for a in scanned["annotations"])
+    assert all(type(a["segments_info"]) is PackedSegments for a in scanned["annotations"])
     want = [Repeat(2, 2, 2)]
     assert repeated_stuff(scanned["annotations"], CATS) == want
     assert repeated_stuff(json.loads(gt.read_text())["annotations"], CATS) == want

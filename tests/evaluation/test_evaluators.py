@@ -51,7 +51,8 @@ def _score(ev: Evaluators, indices) -> None:
 
 
 def _same(a: Evaluators, b: Evaluators) -> None:
-    (res_a, fields_a), (res_b, fields_b) = a.evaluate(), b.evaluate()
+    fields_a, fields_b = a.evaluate(), b.evaluate()
+    res_a, res_b = fields_a.pop("metrics"), fields_b.pop("metrics")
     ids = list(range(100, 100 + N))
     assert res_a == res_b and fields_a["analysis"].image_ids == fields_b["analysis"].image_ids == ids
     plain = [json.dumps({k: v for k, v in f.items() if k != "analysis"}, sort_keys=True) for f in (fields_a, fields_b)]
@@ -69,7 +70,7 @@ def test_parts_reduced_give_the_numbers_of_evaluators_that_scored_every_image() 
     for k, ev in enumerate(parts):
         _score(ev, range(k, N, 3))
     parts[1].reduce([parts[0].part(), parts[2].part()])
-    assert whole.evaluate()[0]["n_images"] == N
+    assert whole.evaluate()["metrics"]["n_images"] == N
     _same(parts[1], whole)
 
 
@@ -78,7 +79,7 @@ def test_resumed_evaluators_count_each_image_once(tmp_path) -> None:
     _score(whole, range(N))
     first = Evaluators.for_run(CATS, boundary=True, observer=StatsCache(tmp_path, flush_every=3))
     _score(first, range(N))
-    first.flush()
+    first.observer.flush()
     again = Evaluators.for_run(CATS, boundary=True, observer=StatsCache(tmp_path, flush_every=3))
     # two images run again (their predictions are to be saved)
     done, _ = again.resume(again.observer.load(), range(N), rerun={2, 5})
@@ -90,7 +91,7 @@ def test_resumed_evaluators_count_each_image_once(tmp_path) -> None:
 def test_the_cache_gives_back_every_field_of_every_result_bit_for_bit(tmp_path) -> None:
     ev = Evaluators.for_run(CATS, boundary=True, observer=StatsCache(tmp_path, flush_every=3))
     _score(ev, range(N))
-    ev.flush()
+    ev.observer.flush()
     cached = StatsCache(tmp_path).load()
     assert sorted(cached.indices.tolist()) == list(range(N))
     assert sorted(cached.extras, key=lambda e: e["Analyses@1"][0]) == [
@@ -115,7 +116,7 @@ def test_a_chunk_of_another_cache_format_is_not_read_and_its_folder_is_named(tmp
     old = tmp_path / f"m-d-{'0' * 16}"
     ev = Evaluators.for_run(CATS, observer=StatsCache(old, flush_every=2, key_parts=parts))
     _score(ev, range(4))
-    ev.flush()
+    ev.observer.flush()
     here = tmp_path / f"m-d-{cache.cache_key(parts)}"
     assert cache.older_format(here, parts) == old  # same key.json, another key: another cache format
     assert cache.older_format(here, {**parts, "dataset": "e"}) is None
@@ -139,7 +140,7 @@ def test_a_malformed_chunk_is_never_trusted_and_an_odd_one_drops_no_good_chunk(t
 
     ev = Evaluators.for_run(CATS, observer=StatsCache(tmp_path, flush_every=4))
     _score(ev, range(8))
-    ev.flush()
+    ev.observer.flush()
     good = sorted(tmp_path.glob("chunk-*.npz"))
     assert len(good) == 2
     z = dict(np.load(good[0]))

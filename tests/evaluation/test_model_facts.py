@@ -121,17 +121,17 @@ def test_evals_flops_pass_is_served_only_for_the_same_model_images_and_settings(
 def test_random_weights_are_the_same_every_time(cache) -> None:
     import torch
 
+    from panbench.models.families import open_model
     from panbench.models.registry import resolve
 
-    spec = resolve("demo-maskformer", dataset="demo")[0]
-    entry = spec.family.entry()
+    handle = open_model(resolve("demo-maskformer", dataset="demo")[0])
     torch.manual_seed(5)
     first_draw = torch.rand(1)
     torch.manual_seed(5)
-    a = entry.random_model(spec, "cpu").module.state_dict()
+    a = handle.random_model("cpu").module.state_dict()
     assert torch.equal(torch.rand(1), first_draw)  # the caller's random state is left as it was
     torch.manual_seed(6)
-    b = entry.random_model(spec, "cpu").module.state_dict()
+    b = handle.random_model("cpu").module.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 

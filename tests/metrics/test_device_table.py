@@ -1,7 +1,8 @@
 """The intersection table counted in torch on the id maps' own device (:mod:`panbench.metrics.device_table`), what
 ``PanopticQuality.update`` scores tensors on a GPU with: on CPU tensors (the metric's switch ``torch_table_on_cpu``)
-its table equals the C and numpy tables, the metric's results equal the host path's, and every refusal of the host
-path comes with the same one-line message. The CUDA test runs where a GPU is (docs/gpu.md)."""
+its table equals the C table and its numpy twin's (tests/kernel_references.py), the metric's results equal the host
+path's, and every refusal of the host path comes with the same one-line message. The CUDA test runs where a GPU is
+(docs/gpu.md)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from helpers import GENERATED_CATS as CATS
 from helpers import image_pair
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kernel_references import Twin, pair_counts
 
 from panbench import PanopticQuality
 from panbench.data.synth import PanopticImage, perturb, random_image
@@ -56,7 +58,8 @@ def outcome(m: PanopticQuality, *args: Any, **kw: Any) -> tuple[str, str] | byte
 
 
 def both_tables(gt: PanopticImage, pred: PanopticImage, strict: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The table of the host path (C where it was built, else numpy) and of the device path, on CPU tensors."""
+    """The table of the host path (C, or its numpy twin where a test swaps it in) and of the device path, on CPU
+    tensors."""
     host, _, _ = pair_table(TABLE, gt.ids, gt.segments_info, pred.ids, pred.segments_info, strict=strict, areas=False)
     dev, _, _ = device_pair_table(TABLE, device_map(tensor(gt.ids), "image", "gt_ids"), gt.segments_info,
                                   device_map(tensor(pred.ids), "image", "pred_ids"), pred.segments_info,
@@ -74,7 +77,7 @@ def test_the_device_table_equals_the_c_and_numpy_tables_on_random_images(pair: A
     assert dev.dtype == np.int64 and dev.shape == (len(gt.segments_info) + 2, len(pred.segments_info) + 1)
     assert np.array_equal(dev, host)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(kernels, "_native", None)  # the numpy twin
+        mp.setattr(kernels, "_native", Twin(kernels._native, pair_counts=pair_counts))  # the numpy twin
         numpy_host, _ = both_tables(gt, pred, strict=False)
     assert np.array_equal(dev, numpy_host)
 

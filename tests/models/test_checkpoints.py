@@ -74,7 +74,7 @@ def test_only_zoo_names_carry_a_digest(name, prefix) -> None:
 
 
 def test_user_checkpoint_named_like_a_date_is_not_checked_against_a_digest(tmp_path) -> None:
-    from panbench.models.mmdet import resolve_weights
+    from panbench.models.mmdet.handle import resolve_weights
     from panbench.models.registry import resolve
 
     p = tmp_path / "model-20230101.pth"

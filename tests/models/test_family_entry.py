@@ -1,7 +1,8 @@
-"""Adding a model family is its subpackage and one row of ``FAMILIES``: a toy family written here (a package
-outside panbench whose model paints every pixel one category) runs through ``panbench eval``
-with no other file changed: its prefix in ``--help``, its package versions in the record and the resume cache's
-key, ``--corruption`` applied where its pipeline says (and refused for a family that does not say)."""
+"""Adding a model family is its subpackage (a subclass of ``Family`` and the handle it opens) and one entry of
+``FAMILIES``: a toy family written here (a package outside panbench whose model paints every pixel one category)
+runs through ``panbench eval`` with no other file changed: its prefix in ``--help``, its package versions in the
+record and the resume cache's key, ``--corruption`` applied where its pipeline says (and refused for a family that
+does not say)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 
 from panbench.cli import main
 from panbench.models import families
-from panbench.models.families import Family
+from panbench.models.protocol import Family
 
 TOY = '''
 """A toy family: every pixel is the dataset's first category."""
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from panbench.models.protocol import Abilities, Built, Weights, timed_calls
+from panbench.models.protocol import Abilities, Built, Family, ModelHandle, Weights, timed_calls
 
 __version__ = "1.0"
 STEPS = []  # per image the corruption reached: whether it changed the decoded image
@@ -91,31 +92,42 @@ class Const(Abilities, torch.nn.Module):
         return [("conv", self.conv)]
 
 
-def load_model(spec, categories, checkpoint, trust, device, cfg_options, ap, any_rank):
-    text = "const " + spec.ref
-    return Built(Const(list(categories.names), list(categories.ids)).to(device), Weights(None, None, None), text,
-                 hashlib.sha256(text.encode()).hexdigest()[:16], named=("Const", "none"))
+class ToyHandle(ModelHandle):
+    def load_model(self, categories, checkpoint, trust, device, cfg_options, ap, any_rank):
+        text, digest = self.config_text(cfg_options, ap)
+        return Built(Const(list(categories.names), list(categories.ids)).to(device), Weights(None, None, None), text,
+                     digest, named=("Const", "none"))
+
+    def config_text(self, cfg_options, ap):
+        text = "const " + self.spec.ref
+        return text, hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def check_options(self, categories, cfg_options, postprocess):
+        return None
+
+    def random_model(self, device):
+        return None
 
 
-def check_options(spec, categories, cfg_options, postprocess):
-    return None
+class ToyFamily(Family):
+    name = "toy"
+    prefix = "toy"
+    packages = ("torch", "toyfam")
 
+    def open(self, spec):
+        return ToyHandle(spec)
 
-def weights_state(spec):
-    return "none"
+    def weights_state(self, spec):
+        return "none"
 
-
-def random_model(spec, device):
-    return None
-
-
-def doctor_checks(probes):
-    return [probes.version("toyfam", required=False)]
+    def doctor_checks(self, probes):
+        return [probes.version("toyfam", required=False)]
 '''
 
 
 def add_toy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str = TOY) -> Family:
-    """The toy family's package (``code``) importable and its row in ``FAMILIES``, both gone after the test."""
+    """The toy family's package (``code``) importable and its class's entry in ``FAMILIES``, both gone after the
+    test."""
     (tmp_path / "toyfam").mkdir()
     (tmp_path / "toyfam" / "__init__.py").write_text(textwrap.dedent(code))
     spec = importlib.util.spec_from_file_location("toyfam", tmp_path / "toyfam" / "__init__.py")
@@ -123,7 +135,7 @@ def add_toy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str = TOY) ->
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     monkeypatch.setitem(sys.modules, "toyfam", module)  # this test's toy, whichever an earlier test imported
-    fam = Family("toy", "toy", "toyfam", in_all=False, packages=("torch", "toyfam"), doctor="toyfam:doctor_checks")
+    fam = module.ToyFamily()
     monkeypatch.setitem(families.FAMILIES, "toy", fam)
     return fam
 
@@ -143,7 +155,7 @@ def toy_eval(demo_root: Path, results: Path, *extra: str) -> dict:
     return json.loads((results / rows[-1]["record"]).read_text())
 
 
-def test_a_family_added_as_one_package_and_one_row_runs_through_eval(toy_family, demo_root, tmp_path) -> None:
+def test_a_family_added_as_one_package_and_one_entry_runs_through_eval(toy_family, demo_root, tmp_path) -> None:
     rec = toy_eval(demo_root, tmp_path / "results")
     assert (rec["model"], rec["framework"], rec["architecture"], rec["n_images"]) == ("toy-const", "toy", "Const", 3)
     assert rec["fusion"] is None and rec["params"] == 4 and len(rec["timings"]) > 0
@@ -204,7 +216,6 @@ def test_a_family_whose_model_lacks_the_abilities_defaults_is_refused_in_one_lin
 def test_the_doctor_asks_each_family_for_its_checks(toy_family, tmp_path, monkeypatch) -> None:
     import functools
     import importlib.metadata as md
-    from dataclasses import replace
 
     from panbench.cli.doctor import collect
 
@@ -213,5 +224,9 @@ def test_the_doctor_asks_each_family_for_its_checks(toy_family, tmp_path, monkey
     lines = {c.name: c for c in collect(str(tmp_path / "nothing"), skip_amp=True)}
     assert lines["toyfam"].ok and lines["toyfam"].detail == "1.0"  # the toy family's own line
     assert "mmcv" in lines and "versions/toy" in lines
-    monkeypatch.setitem(families.FAMILIES, "mmdet", replace(families.FAMILIES["mmdet"], doctor=None))
+    class Quiet(type(families.FAMILIES["mmdet"])):  # mmdet's family without its doctor lines
+        def doctor_checks(self, probes):
+            return []
+
+    monkeypatch.setitem(families.FAMILIES, "mmdet", Quiet())
     assert "mmcv" not in {c.name for c in collect(str(tmp_path / "nothing"), skip_amp=True)}  # mmdet's, asked

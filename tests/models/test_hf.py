@@ -25,7 +25,7 @@ from transformers import AutoModelForUniversalSegmentation as AutoModel  # noqa:
 from panbench.cli import main  # noqa: E402
 from panbench.data.datasets import load_dataset  # noqa: E402
 from panbench.errors import PanbenchError  # noqa: E402
-from panbench.models.families import FAMILIES  # noqa: E402
+from panbench.models.families import FAMILIES, open_model  # noqa: E402
 from panbench.models.hf import fusion  # noqa: E402
 from panbench.models.hf import model as hf  # noqa: E402
 from panbench.models.hf.types import TYPES  # noqa: E402
@@ -357,7 +357,7 @@ def test_postprocess_on_eomt_is_refused_with_the_reason(demo_root, tmp_path, cap
     assert err.endswith("leave --postprocess out, or the model out of --model (nothing was run)")
     (registered,) = resolve("hf-eomt_s-2x-640")
     with pytest.raises(PanbenchError, match="--postprocess argmax needs a .* is EoMT: EoMT's query masks cover"):
-        registered.family.entry().check_options(registered, None, None, "argmax")
+        open_model(registered).check_options(None, None, "argmax")
     m = hf.load_hf_model(str(d), load_dataset(demo_root, name="demo").categories, "cpu",
                          cfg_options={"pipeline": "transformers"}).model
     with pytest.raises(PanbenchError, match="is EoMT: EoMT's query masks cover its padded square"):
@@ -383,7 +383,7 @@ def test_a_loaded_model_runs_on_its_family_packages_and_its_backbone(monkeypatch
     spec = ref_spec(FAMILIES["transformers"], "facebook/detr-resnet-50-panoptic")
     family = SimpleNamespace(pipeline=None, module=SimpleNamespace(modules=list))
     built = Built(family, Weights(None, None, None), "", "", packages=("timm",))
-    monkeypatch.setattr(type(FAMILIES["transformers"]), "entry", lambda f: SimpleNamespace(load_model=lambda *a: built))
+    monkeypatch.setattr(type(open_model(spec)), "load_model", lambda *a: built)
     monkeypatch.setattr(loading, "check_model", lambda *a: None)  # a stand-in model: its packages are the subject
     lm = loading.load_model(spec, None, None, False, "cpu")
     assert lm.packages == (*FAMILIES["transformers"].packages, "timm")

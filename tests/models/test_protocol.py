@@ -127,12 +127,11 @@ def test_every_registered_model_has_a_family_and_the_registry_is_read_only() -> 
     import dataclasses
 
     from panbench.models.families import FAMILIES, by_prefix
-    from panbench.models.protocol import FamilyEntry
+    from panbench.models.protocol import Family
     from panbench.models.registry import all_models, resolve
 
     assert {s.framework for s in all_models()} == set(FAMILIES)
-    for f in FAMILIES.values():
-        assert all(callable(getattr(f.entry(), n)) for n in FamilyEntry.__dict__ if not n.startswith("_"))
+    assert all(isinstance(f, Family) and f.name == name for name, f in FAMILIES.items())
     assert by_prefix("hf:org/model") == (FAMILIES["transformers"], "org/model") and by_prefix("x.py") is None
     spec = resolve("hf:/no/such-model")[0]
     assert (spec.framework, spec.ref, spec.unregistered, spec.name) == ("transformers", "/no/such-model", True,

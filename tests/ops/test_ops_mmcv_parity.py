@@ -38,8 +38,6 @@ RECORD = _record_script()
 
 def _kernels(path: str) -> types.SimpleNamespace:
     """The stand-in's functions with one path forced: the C extension or the PyTorch code."""
-    if path == "c" and kernels._cpu is None:
-        pytest.skip("panbench.ops._cpu is not built")
     nms = kernels.nms_c if path == "c" else kernels.nms_torch
 
     def roi_align_forward(input, rois, output, argmax_y, argmax_x, aligned_height, aligned_width, spatial_scale,
@@ -128,7 +126,6 @@ def _random_boxes(g: torch.Generator, n: int, clusters: int) -> tuple[torch.Tens
     return torch.cat([xy, xy + size], 1), scores
 
 
-@pytest.mark.skipif(kernels._cpu is None, reason="panbench.ops._cpu is not built")
 @pytest.mark.parametrize("seed", range(6))
 def test_c_nms_equals_the_torch_path_on_random_boxes(seed: int) -> None:
     g = torch.Generator().manual_seed(seed)
@@ -138,7 +135,6 @@ def test_c_nms_equals_the_torch_path_on_random_boxes(seed: int) -> None:
             assert torch.equal(kernels.nms_c(boxes, scores, thr, offset), kernels.nms_torch(boxes, scores, thr, offset))
 
 
-@pytest.mark.skipif(kernels._cpu is None, reason="panbench.ops._cpu is not built")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("seed", range(2))
 def test_c_roi_align_equals_the_torch_path_on_random_rois(seed: int, dtype: torch.dtype) -> None:
@@ -163,8 +159,7 @@ def test_c_roi_align_equals_the_torch_path_on_random_rois(seed: int, dtype: torc
 def test_roi_align_refuses_a_negative_roi_when_aligned_on_every_path() -> None:
     feat = torch.zeros(1, 1, 8, 8)
     rois = torch.tensor([[0.0, 5, 5, 4, 6]])
-    paths = [p for p in PATHS if p != "c" or kernels._cpu is not None]
-    for p in paths:
+    for p in PATHS:
         with pytest.raises(RuntimeError, match="negative width or height"):
             _kernels(p).roi_align_forward(feat, rois, feat.new_zeros(1, 1, 2, 2), feat.new_zeros(0),
                                           feat.new_zeros(0), 2, 2, 1.0, 2, 1, True)
@@ -195,7 +190,6 @@ def test_demo_predictions_are_pixel_identical_to_compiled_mmcv(tmp_path: Path) -
         assert json.loads(rec.read_text())["provenance"]["versions"]["mmcv_ops"] == "panbench"
 
 
-@pytest.mark.skipif(kernels._cpu is None, reason="panbench.ops._cpu is not built")
 def test_c_roi_align_refuses_an_image_index_outside_the_batch() -> None:
     feat = torch.zeros(2, 1, 8, 8)
     for index in (2.0, -1.0):

@@ -24,7 +24,8 @@ from panbench.pq.result import join_columns, results_to_columns
 from panbench.pq.score import Scoring, load_pairs, read_truth, score_stream
 from tests.pq.test_hostile_files import HOSTILE, _chunk
 
-pytestmark = pytest.mark.skipif(not batch.available(), reason="the C kernels or libdeflate are not installed")
+pytestmark = pytest.mark.skipif(not batch.available(),
+                                reason="libdeflate's entry points are not found (or PANBENCH_PER_IMAGE=1)")
 
 CATS = coco_like_categories()
 SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "coco-panoptic-val2017-sample" / "annotations"
@@ -50,9 +51,9 @@ def _score(c: dict[str, Path], batch_path: bool, monkeypatch: pytest.MonkeyPatch
             m.setattr(batch, "available", lambda: False)
         one = score._score_one
 
-        def counted_one(cats, gt_dir, pred_dir, how, pair):  # noqa: ANN001, ANN202
+        def counted_one(cats, gt_dir, pred_dir, how, pair, tables=None):  # noqa: ANN001, ANN202
             FALLBACKS.append(pair[0]["file_name"])
-            return one(cats, gt_dir, pred_dir, how, pair)
+            return one(cats, gt_dir, pred_dir, how, pair, tables)
 
         m.setattr(score, "_score_one", counted_one)
         ev, _ = score_stream(read_truth(c["gt_json"]), c["gt_dir"], c["pred_json"], c["pred_dir"], workers,
@@ -421,12 +422,14 @@ def _c_results(c: dict[str, Path], res_words=batch.res_words,  # noqa: ANN001
 
 def test_the_match_in_the_threads_is_table_results_field_for_field(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """Against the numpy match and fold (``table_result`` without the C extension it shares the C with)."""
-    from panbench.pq import matching
+    """Against the numpy match and fold (``table_result`` on the numpy twins of tests/kernel_references.py, not the
+    C it shares with the threads)."""
+    from kernel_references import numpy_kernels
+
     from panbench.pq.evaluator import table_result
     from panbench.pq.matching import Segments
 
-    monkeypatch.setattr(matching, "_native", None)
+    numpy_kernels(monkeypatch)
 
     c = _set(tmp_path)
     kept, inputs, status = _c_results(c)

@@ -1,6 +1,7 @@
 """Boundary PQ on score's batch path: both PNGs decoded, counted, banded (_boundary_core.h's one pass over the id
 maps) and matched with min(mask IoU, boundary IoU) in C on the threads.  Its columns equal, field for field, those
-of the per-image path in numpy (the numpy boundary kernel and the numpy matcher: no C shared with the batch path),
+of the per-image path on the numpy twins (tests/kernel_references.py: the numpy boundary kernel and the numpy
+matcher, no C shared with the batch path),
 and its sums equal the paper authors' reference (tests/reference/boundary_iou_api.py) on the COCO sample."""
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import assert_boundary_reference_parity, write_perturbed_sample
+from kernel_references import Twin, numpy_kernels
 
 from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
-from panbench.pq import batch, boundary, matching, score
+from panbench.pq import batch, matching, score
 from panbench.pq.result import BOUNDARY_PREFIX, results_to_columns
 from panbench.pq.score import Scoring, load_pairs, read_truth, score_stream
 from panbench.pq.sums import PQStats, pq_summary
 
-pytestmark = pytest.mark.skipif(not batch.available(), reason="the batch path's C kernels are not built")
+pytestmark = pytest.mark.skipif(not batch.available(),
+                                reason="libdeflate's entry points are not found (or PANBENCH_PER_IMAGE=1)")
 
 CATS = coco_like_categories(8, 6)
 # (height, width): 0.02 x diagonal a half (1.5, 2.5 and 12.5 go to the even 2, 2 and 12; 0.5 to 0, then 1), the
@@ -44,18 +47,17 @@ def _write(tmp_path: Path, shape: tuple[int, int], n: int = 3,
 def _scored(files: tuple[Path, ...], monkeypatch: pytest.MonkeyPatch, in_c: bool, workers: int = 2,
             strict: bool = False) -> tuple[dict, dict[str, np.ndarray], list[str]]:
     """score_stream with boundary PQ: its metrics, its columns and the images the per-image path scored.  Without
-    ``in_c``, the per-image path in numpy alone (boundary tables and match)."""
+    ``in_c``, the per-image path on the numpy twins alone (tests/kernel_references.py: boundary tables and match)."""
     fallbacks: list[str] = []
     with monkeypatch.context() as m:
         if not in_c:
             m.setattr(batch, "available", lambda: False)
-            m.setattr(boundary, "_native", None)
-            m.setattr(matching, "_native", None)
+            numpy_kernels(m)
         one = score._score_one
 
-        def noted(cats, gt_dir, pred_dir, how, pair):  # noqa: ANN001, ANN202
+        def noted(cats, gt_dir, pred_dir, how, pair, tables=None):  # noqa: ANN001, ANN202
             fallbacks.append(pair[0]["file_name"])
-            return one(cats, gt_dir, pred_dir, how, pair)
+            return one(cats, gt_dir, pred_dir, how, pair, tables)
 
         m.setattr(score, "_score_one", noted)
         ev, _ = score_stream(read_truth(files[0]), *files[1:], workers,
@@ -64,7 +66,7 @@ def _scored(files: tuple[Path, ...], monkeypatch: pytest.MonkeyPatch, in_c: bool
 
 
 @pytest.mark.parametrize("shape", SIZES)
-def test_boundary_pq_in_c_equals_the_numpy_path_column_for_column(tmp_path: Path, monkeypatch, shape) -> None:
+def test_boundary_pq_in_c_equals_the_numpy_twins_column_for_column(tmp_path: Path, monkeypatch, shape) -> None:
     files = _write(tmp_path, shape)
     got, cols, fallbacks = _scored(files, monkeypatch, True)
     want, ref_cols, _ = _scored(files, monkeypatch, False, workers=1)
@@ -96,7 +98,7 @@ def test_boundary_pq_in_c_without_avx2_gives_the_same_columns(tmp_path: Path, mo
 def test_boundary_pq_in_c_of_images_without_segments_and_under_strict(tmp_path: Path, monkeypatch,
                                                                        strict: bool) -> None:
     """An image without predictions (every ground truth a boundary FN) or without ground truth (its predictions on
-    VOID), and --strict (the pairs counted per pixel beside the pass), as the numpy path gives them."""
+    VOID), and --strict (the pairs counted per pixel beside the pass), as the numpy twins give them."""
     files = _write(tmp_path, (60, 80), n=4, empty=True)
     got, cols, fallbacks = _scored(files, monkeypatch, True, strict=strict)
     want, ref_cols, _ = _scored(files, monkeypatch, False, workers=1, strict=strict)
@@ -111,14 +113,12 @@ def test_boundary_pq_in_c_of_images_without_segments_and_under_strict(tmp_path: 
 @pytest.mark.parametrize("shape", [(45, 60), (96, 128), (1, 40)])
 def test_the_per_image_boundary_match_in_c_equals_numpys(tmp_path: Path, monkeypatch, shape) -> None:
     """boundary_image_stats (eval's evaluators) matches in C (_match.boundary_match) as the numpy matcher does."""
-    if matching._native is None:
-        pytest.skip("panbench.pq._match is not built")
     files = _write(tmp_path, shape, n=4)
     cats, pairs = load_pairs(read_truth(files[0]), files[2])
     for pair in pairs:
         got = score._score_one(cats, files[1], files[3], Scoring(boundary=True), pair).boundary
         with monkeypatch.context() as m:
-            m.setattr(matching, "_native", None)
+            m.setattr(matching, "_native", Twin(matching._native, boundary_match=lambda *a: None))  # C declines
             want = score._score_one(cats, files[1], files[3], Scoring(boundary=True), pair).boundary
         assert got is not None and want is not None
         for name in ("tp_cats", "tp_ious", "fn_cats", "fp_cats"):

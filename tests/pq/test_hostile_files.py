@@ -1,7 +1,7 @@
 """Hostile and unusual files through `panbench score`: a small PNG that declares a huge image, broken
 or unusual PNG headers, ground-truth areas smaller than the segment, and per-category IoU sums
 beyond the range of one int64.  Each is one line naming the file or image, exit 2, no traceback,
-bounded memory, on the C path and on the numpy path (PANBENCH_NO_NATIVE=1) alike.
+bounded memory, on the C kernels and on their numpy twins (tests/kernel_references.py) alike.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kernel_references import numpy_kernels
 from PIL import Image
 
 from panbench.cli import main
 from panbench.data.synth import coco_like_categories, perturb, random_image, write_panoptic
 from panbench.errors import InputError
-from panbench.pq import kernels
 from panbench.pq.matching import ImageStats
 from panbench.pq.png import PNG_SIGNATURE, read_ids
 from panbench.pq.sums import IOU_SCALE, PQStats, pq_summary
@@ -73,9 +73,17 @@ def args(c: dict[str, Path]) -> list[str]:
 
 
 CHILD = """import sys
+sys.path.insert(0, sys.argv[3])
+import pytest
+from kernel_references import numpy_kernels
 from panbench.cli import main
+if sys.argv[2] == "numpy":
+    from panbench.pq import batch
+    m = pytest.MonkeyPatch()
+    numpy_kernels(m)
+    m.setattr(batch, "available", lambda: False)
 try:
-    rc = main(sys.argv[2:])
+    rc = main(sys.argv[4:])
 except SystemExit as e:
     rc = e.code
 hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")][0].split()[1]
@@ -90,10 +98,10 @@ def run_cli(c: dict[str, Path], path: str, tmp_path: Path) -> tuple[int, str, in
     The peak is the child's own VmHWM, read at its end: ``ru_maxrss`` would also count the pages of
     the test process at the fork (Linux carries the pre-exec high-water mark into it), which after the
     model tests of a full run is gigabytes."""
-    env = dict(os.environ, PANBENCH_NO_NATIVE="1" if path == "numpy" else "0")
     hwm = tmp_path / "vmhwm.txt"
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(hwm), *args(c)], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True, env=env)
+    tests = str(Path(__file__).parents[1])
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(hwm), path, tests, *args(c)], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, env=os.environ)
     return proc.returncode, proc.stderr, int(hwm.read_text()) * 1024
 
 
@@ -199,7 +207,7 @@ def test_unusual_png_is_one_line_exit_2(case, capsys, monkeypatch, name: str, pa
     make, expected = HOSTILE[name]
     case["pred_png"].write_bytes(make(case))
     if path == "numpy":
-        monkeypatch.setattr(kernels, "_native", None)
+        numpy_kernels(monkeypatch)
     assert main(args(case)) == 2
     err = capsys.readouterr().err.strip()
     assert expected in err, err
@@ -222,7 +230,7 @@ def test_ground_truth_area_smaller_than_its_pixels_is_refused(case, capsys, monk
     true_area, seg["area"] = seg["area"], seg["area"] // 3
     case["gt_json"].write_text(json.dumps(gt))
     if path == "numpy":
-        monkeypatch.setattr(kernels, "_native", None)
+        numpy_kernels(monkeypatch)
     assert main(args(case)) == 2
     err = capsys.readouterr().err.strip()
     assert f"segment {seg['id']} has area {seg['area']} in segments_info but {true_area} pixels in the PNG" in err

@@ -13,12 +13,8 @@ import numpy as np
 import pytest
 
 from panbench.errors import InputError
-from panbench.pq import native
 from panbench.pq.coco_format import PackedSegments, parse_annotations, parse_segments, read_json, segments_list
 from panbench.pq.matching import CategoryTable
-
-pytestmark = pytest.mark.skipif(native.match() is None or not hasattr(native.match(), "scan"),
-                                reason="panbench.pq._match is not built")
 
 SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "coco-panoptic-val2017-sample" / "annotations"
 CATS = CategoryTable.from_coco([{"id": 1, "isthing": 1, "name": "a"}, {"id": 7, "isthing": 0, "name": "b"}])

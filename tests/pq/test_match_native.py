@@ -1,5 +1,6 @@
-"""match_image from the C extension (panbench.pq._match) equals the numpy path's bit for bit: same values,
-same dtypes, same order, on label maps and on arbitrary intersection tables."""
+"""match_image from the C extension (panbench.pq._match) equals the numpy matcher's and the numpy twins'
+(tests/kernel_references.py) bit for bit: same values, same dtypes, same order, on label maps and on arbitrary
+intersection tables."""
 
 from __future__ import annotations
 
@@ -7,14 +8,12 @@ import numpy as np
 import pytest
 from helpers import image_pair
 from hypothesis import HealthCheck, given, settings
+from kernel_references import Twin, areas, fold, numpy_kernels
 
 from panbench.data.synth import coco_like_categories, perturb, random_image
 from panbench.pq import matching
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import MATCH_FIELDS, CategoryTable, ImageMatch, Segments, match_image, match_image_numpy
-
-pytestmark = pytest.mark.skipif(matching._native is None,
-                                reason="panbench.pq._match not built (no compiler at install)")
 
 # A, B things; S, T stuff (COCO-like non-contiguous ids)
 TABLE = CategoryTable.from_coco([{"id": 1, "name": "A", "isthing": 1}, {"id": 3, "name": "B", "isthing": 1},
@@ -48,13 +47,11 @@ def both(inter: np.ndarray, gt: Segments, pred: Segments) -> tuple[ImageMatch, I
 
 
 def score_both(cats: CategoryTable, gt_ids, gt_info, pred_ids, pred_info) -> tuple[ImageMatch, ImageMatch]:
-    """One image's match through the C path and through the numpy path (the evaluator's checks on both)."""
+    """One image's match through the C kernels and through their numpy twins (the evaluator's checks on both)."""
     match = score_pair(cats, gt_ids, gt_info, pred_ids, pred_info, "image").match
-    native, matching._native = matching._native, None
-    try:
+    with pytest.MonkeyPatch.context() as m:
+        numpy_kernels(m)
         ref = score_pair(cats, gt_ids, gt_info, pred_ids, pred_info, "image").match
-    finally:
-        matching._native = native
     return match, ref
 
 
@@ -160,9 +157,10 @@ def test_bad_buffers_are_a_value_error() -> None:
 
 
 @pytest.mark.parametrize("seed", range(200))
-def test_table_checks_and_semantic_fold_in_c_equal_the_numpy_path(seed: int) -> None:
+def test_table_checks_and_semantic_fold_in_c_equal_the_numpy_twins(seed: int) -> None:
     """evaluator._check_areas (their one-line errors included) and evaluator._image_result's semantic pairs and
-    unlisted pixels, from the C extension and from numpy, on arbitrary tables: equal values, dtypes, order."""
+    unlisted pixels, from the C extension and from its numpy twins (tests/kernel_references.py: areas, fold, the
+    numpy matcher), on arbitrary tables: equal values, dtypes, order."""
     from panbench.errors import InputError
     from panbench.pq.evaluator import _check_areas, _image_result
 
@@ -173,7 +171,7 @@ def test_table_checks_and_semantic_fold_in_c_equal_the_numpy_path(seed: int) -> 
     gt = Segments(np.arange(1, n_gt + 1), rng.integers(0, 4, n_gt), rng.random(n_gt) < 0.2,
                   inter[1 : n_gt + 1].sum(axis=1) + slack)
     out = []
-    for native in (matching._native, None):
+    for native in (matching._native, Twin(matching._native, match=lambda *a: None, areas=areas, fold=fold)):
         pred = Segments(np.arange(10, 10 + n_pred), np.arange(n_pred) % 4, np.zeros(n_pred, bool),
                         np.zeros(n_pred, np.int64))
         saved, matching._native = matching._native, native
@@ -195,12 +193,9 @@ def test_table_checks_and_semantic_fold_in_c_equal_the_numpy_path(seed: int) -> 
 def test_the_per_image_match_is_written_in_the_batch_paths_result_layout() -> None:
     """_match.match writes an image's res as the batch path's match_one does (one layout): the batch path's
     decoder (_native.res_columns, then res_fields) reads it into the columns of the match it decodes to."""
-    from panbench.pq import native
     from panbench.pq.batch import res_columns
     from panbench.pq.result import ImageResult, results_to_columns
 
-    if native.pixels() is None:
-        pytest.skip("panbench.pq._native not built")
     rng = np.random.default_rng(3)
     for shape in [(0, 3), (3, 0), (5, 9), (12, 4)]:
         inter, gt, pred = random_table(rng, *shape)
@@ -216,7 +211,6 @@ def test_the_per_image_match_is_written_in_the_batch_paths_result_layout() -> No
 
 def test_the_semantic_fold_is_written_in_the_result_layout_by_c_and_numpy_alike() -> None:
     """_match.fold and its numpy twin write the same res (the fold alone, its header's m and unlisted pixels)."""
-    from panbench.pq import kernels
     from panbench.pq.matching import res_of
 
     rng = np.random.default_rng(11)
@@ -225,7 +219,7 @@ def test_the_semantic_fold_is_written_in_the_result_layout_by_c_and_numpy_alike(
         inter[-1, 0] += 5  # pixels whose id is in no segment
         args = (inter, len(gt), len(pred), np.ascontiguousarray(gt.cats, np.int64),
                 np.ascontiguousarray(pred.cats, np.int64))
-        c, ref = matching._native.fold(*args), kernels.fold(*args)
+        c, ref = matching._native.fold(*args), fold(*args)
         assert bytes(c) == bytes(ref)
         head = np.frombuffer(c, np.int64)[:10]
         assert head[5] == inter[-1].sum() and len(res_of(c)["sem_px"]) == head[4] == np.count_nonzero(inter[:-1])

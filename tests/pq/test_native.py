@@ -1,4 +1,5 @@
-"""The C fast path (panbench.pq._native + libdeflate) against the general decoders and the numpy path.
+"""The C fast path (panbench.pq._native + libdeflate) against the general decoders and the numpy twin of its pixel
+pass (tests/kernel_references.py).
 
 PNGs are built here byte by byte so that every PNG filter type (None, Sub, Up, Average, Paeth),
 RGB and RGBA, split IDAT chunks and each kind of damage are covered, whatever PIL would choose.
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kernel_references import Twin, pair_counts
 from PIL import Image
 
 from panbench.errors import InputError
@@ -19,8 +21,6 @@ from panbench.pq import evaluator, kernels, png
 from panbench.pq.kernels import rgb2id
 from panbench.pq.matching import CategoryTable
 from panbench.pq.png import decode_png, read_ids
-
-pytestmark = pytest.mark.skipif(kernels._native is None, reason="C extension not built (no compiler at install)")
 
 
 def _paeth(a: int, b: int, c: int) -> int:
@@ -193,8 +193,13 @@ def _cats() -> CategoryTable:
     return CategoryTable([1, 2, 3], ["a", "b", "c"], [True, True, False])
 
 
+def _paths() -> tuple[object, Twin]:
+    """The pixel pass in C (``_native.pair_counts``) and its numpy twin (the rest of ``_native`` unchanged)."""
+    return kernels._native, Twin(kernels._native, pair_counts=pair_counts)
+
+
 @pytest.mark.parametrize("seed", range(20))
-def test_native_counts_equal_the_numpy_path(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+def test_native_counts_equal_the_numpy_twin(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
     rng = np.random.default_rng(seed)
     h, w = rng.integers(1, 40, 2)
     n_gt, n_pred = rng.integers(0, 6, 2)
@@ -207,7 +212,7 @@ def test_native_counts_equal_the_numpy_path(monkeypatch: pytest.MonkeyPatch, see
             "iscrowd": int(rng.random() < 0.2)} for s in gt_seg]
     psi = [{"id": int(s), "category_id": int(rng.integers(1, 4))} for s in pred_seg]
     fast = evaluator.score_pair(_cats(), gt, gsi, pred, psi, "t").stats
-    monkeypatch.setattr(kernels, "_native", None)
+    monkeypatch.setattr(kernels, "_native", _paths()[1])
     slow = evaluator.score_pair(_cats(), gt, gsi, pred, psi, "t").stats
     for f in ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px"):
         assert np.array_equal(getattr(fast, f), getattr(slow, f), equal_nan=True), f
@@ -221,7 +226,7 @@ def _table(gt: np.ndarray, gsi: list, pred: np.ndarray, psi: list) -> np.ndarray
     return evaluator.intersection_table(gt, g, pred, p, "i")
 
 
-def test_native_counts_of_blocky_maps_equal_the_numpy_path(monkeypatch: pytest.MonkeyPatch, avx2: bool) -> None:
+def test_native_counts_of_blocky_maps_equal_the_numpy_twin(monkeypatch: pytest.MonkeyPatch, avx2: bool) -> None:
     """Runs of every length across the 4- and 8-pixel blocks (the AVX2 and the SSE2 loop), and ids in no
     segment on either side at the first, a middle and the last pixel."""
     rng = np.random.default_rng(7)
@@ -240,7 +245,7 @@ def test_native_counts_of_blocky_maps_equal_the_numpy_path(monkeypatch: pytest.M
                 bad[0, where] = ids[8]
                 args = (bad, pred) if side == "gt" else (gt, bad)
                 messages = []
-                for native in (kernels._native, None):
+                for native in _paths():
                     monkeypatch.setattr(kernels, "_native", native)
                     with pytest.raises(InputError) as e:
                         evaluator.score_pair(_cats(), args[0], gsi, args[1], psi, "i", strict=True)
@@ -248,7 +253,7 @@ def test_native_counts_of_blocky_maps_equal_the_numpy_path(monkeypatch: pytest.M
                 monkeypatch.undo()
                 assert messages[0] == messages[1] and str(ids[8]) in messages[0]
         out = []
-        for native in (kernels._native, None):
+        for native in _paths():
             monkeypatch.setattr(kernels, "_native", native)
             out.append(_table(gt, gsi, pred, psi))
         monkeypatch.undo()
@@ -256,7 +261,7 @@ def test_native_counts_of_blocky_maps_equal_the_numpy_path(monkeypatch: pytest.M
 
 
 @pytest.mark.parametrize("side", ["gt", "pred"])
-def test_native_unknown_id_errors_match_the_numpy_path(monkeypatch: pytest.MonkeyPatch, side: str) -> None:
+def test_native_unknown_id_errors_match_the_numpy_twin(monkeypatch: pytest.MonkeyPatch, side: str) -> None:
     """A predicted id in no segment is refused; a ground-truth one with ``strict`` (else it is scored)."""
     gt = np.array([[5, 5, 0], [9, 9, 9]], np.uint32)
     pred = np.array([[7, 7, 0], [7, 8, 8]], np.uint32)
@@ -267,7 +272,7 @@ def test_native_unknown_id_errors_match_the_numpy_path(monkeypatch: pytest.Monke
     else:
         psi = psi[:1]
     messages = []
-    for native in (kernels._native, None):
+    for native in _paths():
         monkeypatch.setattr(kernels, "_native", native)
         with pytest.raises(InputError) as e:
             evaluator.score_pair(_cats(), gt, gsi, pred, psi, "image 3", strict=True)
@@ -275,7 +280,6 @@ def test_native_unknown_id_errors_match_the_numpy_path(monkeypatch: pytest.Monke
     assert messages[0] == messages[1] and ("9" if side == "gt" else "8") in messages[0]
 
 
-@pytest.mark.skipif(kernels._native is None, reason="panbench.pq._native is not built")
 @pytest.mark.parametrize("strict", [False, True])
 def test_the_first_unknown_id_in_pixel_order_is_reported_by_both_paths(strict: bool) -> None:
     """Unknown ids on both sides: the one at the first such pixel is reported, the ground truth's where both are at
@@ -286,7 +290,7 @@ def test_the_first_unknown_id_in_pixel_order_is_reported_by_both_paths(strict: b
         pred = rng.choice(np.array([3, 4, 98], np.uint32), size=(4, 5), p=[0.45, 0.45, 0.1])
         keys = np.array([1, 2], np.int64), np.array([3, 4], np.int64)
         got = []
-        for ext in (kernels._native, kernels):
+        for ext in _paths():
             inter = np.zeros((4, 3), np.int64)
             bad = ext.pair_counts(gt, pred, *keys, inter, strict)
             got.append((bad, inter if bad is None else None))
@@ -295,13 +299,13 @@ def test_the_first_unknown_id_in_pixel_order_is_reported_by_both_paths(strict: b
             assert np.array_equal(got[0][1], got[1][1])
 
 
-def test_native_unlisted_ground_truth_ids_score_as_the_numpy_path(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_native_unlisted_ground_truth_ids_score_as_the_numpy_twin(monkeypatch: pytest.MonkeyPatch) -> None:
     gt = np.array([[5, 5, 0], [9, 9, 9]], np.uint32)  # 9 is in no segment of segments_info
     pred = np.array([[7, 7, 0], [7, 8, 8]], np.uint32)
     gsi = [{"id": 5, "category_id": 1, "area": 2}]
     psi = [{"id": 7, "category_id": 1}, {"id": 8, "category_id": 3}]
     out = []
-    for native in (kernels._native, None):
+    for native in _paths():
         monkeypatch.setattr(kernels, "_native", native)
         out.append(evaluator.score_pair(_cats(), gt, gsi, pred, psi, "image 3").stats)
     for f in ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px", "unlisted_px"):

@@ -1,21 +1,24 @@
 """panbench's PQ equals panopticapi's pq_compute to 1e-9, with exact per-class TP/FP/FN and per-class
-IoU sums and PQ/SQ/RQ to 1e-9, on the C path and on the numpy path (for every table size), through the
-paths score and eval use: ``score_files`` (score_stream without the per-image results, i.e. score_pair),
-``score``'s composite (score_stream keeping the per-image results) and ``PanopticAccumulator.process``."""
+IoU sums and PQ/SQ/RQ to 1e-9, on the C kernels and on their numpy twins (tests/kernel_references.py, for every
+table size), through the paths score and eval use: ``score_files`` (score_stream without the per-image results,
+i.e. score_pair), ``score``'s composite (score_stream keeping the per-image results) and
+``PanopticAccumulator.process``."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import kernel_references
 import numpy as np
 import pytest
 from conftest import panopticapi_reference
 from helpers import GENERATED_CATS as CATS
 from helpers import score_with_analyses, write_perturbed_sample
+from kernel_references import numpy_kernels
 
 from panbench.data.synth import PanopticImage, perturb, random_image, write_panoptic
-from panbench.pq import evaluator, kernels, matching
+from panbench.pq import batch, evaluator
 from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import METRIC_KEYS, CategoryTable
@@ -163,8 +166,9 @@ def _tiles(rng: np.random.Generator, offset: int, base: int, size: int = 96, til
 
 def test_tables_above_65534_cells_numpy_and_c_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """576 ground-truth by 600 predicted segments: a 578 x 601 table, past the uint16 pair index of
-    the numpy path's fast branch, so it takes the wide one (intp pair index).  Both paths (the pixel
-    pass and the match, each in C and in numpy) equal panopticapi, and each other image by image."""
+    the numpy twin's fast branch, so it takes the wide one (intp pair index).  Both paths (the pixel
+    pass and the match, each in C and in the numpy twins of tests/kernel_references.py) equal panopticapi, and
+    each other image by image."""
     rng = np.random.default_rng(7)
     gt, gt_ids = _tiles(rng, 0, 1000)
     pred, pred_ids = _tiles(rng, 1, 200000, flip=0.3)
@@ -176,7 +180,7 @@ def test_tables_above_65534_cells_numpy_and_c_paths(tmp_path: Path, monkeypatch:
         s["iscrowd"] = 1
     assert (len(gt.segments_info) + 2) * (len(pred.segments_info) + 1) > 65534
     steps = []
-    real = kernels.intersections
+    real = kernel_references.intersections
 
     def spy(*a, **kw):
         steps.append(kw["gt_step"])
@@ -184,20 +188,17 @@ def test_tables_above_65534_cells_numpy_and_c_paths(tmp_path: Path, monkeypatch:
 
     ours = {}
     for path in ("native", "numpy"):
-        if path == "native" and (kernels._native is None or matching._native is None):
-            continue
         if path == "numpy":
-            monkeypatch.setattr(kernels, "_native", None)
-            monkeypatch.setattr(matching, "_native", None)
-            monkeypatch.setattr(kernels, "intersections", spy)
+            numpy_kernels(monkeypatch)
+            monkeypatch.setattr(batch, "available", lambda: False)  # the per-image path, where the twins run
+            monkeypatch.setattr(kernel_references, "intersections", spy)  # what the twin pair_counts calls
         ours[path] = assert_parity(tmp_path / path, [(1, gt)], [(1, pred)])
         cats = CategoryTable.from_coco(CATS)
         ours[path + " image"] = evaluator.score_pair(cats, gt.ids, gt.segments_info, pred.ids,
                                                      pred.segments_info, "image 1").stats
     assert steps and all(s == 1 for s in steps)  # the wide branch ran
     assert 0 < ours["numpy"]["PQ"] < 100 and ours["numpy"]["per_class"][str(CATS[0]["id"])]["TP"] > 0
-    if "native" in ours:
-        assert json.dumps(ours["native"], sort_keys=True) == json.dumps(ours["numpy"], sort_keys=True)
-        a, b = ours["native image"], ours["numpy image"]
-        for f in ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px"):
-            assert np.array_equal(getattr(a, f), getattr(b, f), equal_nan=True), f
+    assert json.dumps(ours["native"], sort_keys=True) == json.dumps(ours["numpy"], sort_keys=True)
+    a, b = ours["native image"], ours["numpy image"]
+    for f in ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px"):
+        assert np.array_equal(getattr(a, f), getattr(b, f), equal_nan=True), f

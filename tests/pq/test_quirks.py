@@ -52,15 +52,9 @@ def _some_states(k: int) -> list[Quirks]:
     return qs
 
 
-@pytest.mark.parametrize("native", [True, False], ids=["C", "numpy"])
-def test_the_c_matcher_gives_quirk_sums_sums_bit_for_bit_on_every_image_and_state(native: bool, image_set,
-                                                                                  monkeypatch) -> None:
-    """``add_table_sums`` (``_rules.quirk_sums``, and without the C extension) against :func:`quirk_sums` image by
-    image: every rule's states and random combinations of the switches, on every image at once."""
-    if native:
-        assert quirks._native is not None, "panbench.pq._rules is not built (make setup)"
-    else:
-        monkeypatch.setattr(quirks, "_native", None)
+def test_the_c_matcher_gives_quirk_sums_sums_bit_for_bit_on_every_image_and_state(image_set) -> None:
+    """``add_table_sums`` (``_rules.quirk_sums`` in C) against :func:`quirk_sums` image by image: every rule's states
+    and random combinations of the switches, on every image at once."""
     _, imgs, cats = image_set
     table = CategoryTable.from_coco(cats)
     qs = _some_states(40)
@@ -149,8 +143,6 @@ def test_the_rows_of_each_rule_sum_to_its_difference_from_panopticapi_for_all_th
 
 
 def test_the_c_matcher_refuses_a_table_of_no_category_instead_of_reading_past_its_buffers() -> None:
-    if quirks._native is None:
-        pytest.skip("panbench.pq._rules is not built")
     table = (np.zeros((2, 1), np.int64), *(np.zeros(0, np.int64) for _ in range(3)), np.zeros(0, np.uint8),
              np.zeros(0, np.int64))
     with pytest.raises(ValueError, match="one byte a category"):

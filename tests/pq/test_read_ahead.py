@@ -18,9 +18,6 @@ from panbench.errors import InputError
 from panbench.pq import ahead, coco_format, native
 from panbench.pq.coco_format import PackedSegments, read_json, segments_list
 
-pytestmark = pytest.mark.skipif(native.match() is None or not hasattr(native.match(), "scan"),
-                                reason="panbench.pq._match is not built")
-
 
 def document(n: int) -> dict:
     anns = [{"image_id": i, "file_name": f"{i}.png",

@@ -135,8 +135,9 @@ def test_score_counts_the_rules_from_the_tables_of_its_batch_path_as_every_other
     everything.write_text(example.read_text().replace('    needs = {"segments"}', ""))
     runs = []
     seen: list[int] = []
-    real = quirks.StateSink.add
-    monkeypatch.setattr(quirks.StateSink, "add", lambda self, out, n: (seen.append(n), real(self, out, n))[1])
+    real = quirks.RuleStates.add_state_sums
+    monkeypatch.setattr(quirks.RuleStates, "add_state_sums",
+                        lambda self, out, n: (seen.append(n), real(self, out, n))[1])
     for extra, env in (([], None), (["--procs", "1"], None), ([], "1"),
                        (["--evaluator", f"{everything}:ImageCount"], None)):
         monkeypatch.delenv("PANBENCH_PER_IMAGE", raising=False)
@@ -210,9 +211,9 @@ def test_the_api_refuses_rules_that_are_not_names_in_one_line(rules: Any) -> Non
         PanopticQuality(CATS, rules=rules)
 
 
-def test_a_driver_that_hands_the_rules_no_tables_is_refused_not_read_as_zero(image_set) -> None:
-    """Images scored in bulk reach the Rules evaluator's sums through score's table sink: a driver that scores in
-    bulk without it is an internal error, not every rule's PQ 0."""
+def test_a_driver_that_scores_in_bulk_without_counting_the_rules_is_refused_not_read_as_zero(image_set) -> None:
+    """Images scored in bulk bring the rules' sums in the accumulator the scoring counted them into
+    (``Scoring(rules=Evaluators.rules)``): images scored without them are an internal error, not every rule's PQ 0."""
     from panbench.errors import PanbenchError
     from panbench.evaluators import Evaluators
     from panbench.pq.accumulator import PanopticAccumulator
@@ -221,6 +222,10 @@ def test_a_driver_that_hands_the_rules_no_tables_is_refused_not_read_as_zero(ima
     _, imgs, cats = image_set
     table = CategoryTable.from_coco(cats)
     evaluators = Evaluators.for_run(table, analyses=False, semantic=False, rules=("torchmetrics",))
-    assert evaluators.takes_columns and evaluators.table_sink() is not None
-    with pytest.raises(PanbenchError, match="internal: the rules' sums of 0 images came for 2 scored in bulk"):
+    assert evaluators.takes_scored and evaluators.rules == ("torchmetrics",)
+    with pytest.raises(PanbenchError, match=r"internal: the sums of the rules \(\) of 0 images came for "
+                                            r"\('torchmetrics',\) of 2 scored in bulk"):
         evaluators.add_scored(PanopticAccumulator(table), [0, 1])
+    counted = PanopticAccumulator(table, rules=evaluators.rules)
+    with pytest.raises(PanbenchError, match="of 0 images came for"):  # counted for none of the images
+        evaluators.add_scored(counted, [0, 1])

@@ -1,7 +1,8 @@
 """Each predicted segment's own score in the per-image match: ``tp_score`` (the matched prediction's) and
-``fp_score`` (each counted FP's), NaN where a segment has none, the same bits from the numpy reference, C per image
-and the batch path, from memory and from PNG+JSON; an ignored prediction (crowd, VOID) in neither column; a score
-that is not a number in [0, 1] refused in one line naming the image and the segment."""
+``fp_score`` (each counted FP's), NaN where a segment has none, the same bits from the numpy twins
+(tests/kernel_references.py), C per image and the batch path, from memory and from PNG+JSON; an ignored prediction
+(crowd, VOID) in neither column; a score that is not a number in [0, 1] refused in one line naming the image and the
+segment."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from kernel_references import numpy_kernels, python_checks
 
 from panbench.cli import main
 from panbench.data.synth import PanopticImage, coco_like_categories, write_panoptic
@@ -151,7 +153,7 @@ def _all_paths(c: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, 
     paths = {"C per image, from memory": _from_memory(c), "per-image path, from files": _from_files(c, monkeypatch,
                                                                                                    False)}
     with monkeypatch.context() as m:
-        m.setattr(matching, "_native", None)
+        numpy_kernels(m)
         paths["numpy, from memory"] = _from_memory(c)
     if batch.available():
         paths["batch path, from files"] = _from_files(c, monkeypatch, True)
@@ -209,7 +211,7 @@ def test_ground_truth_scores_are_not_read(tmp_path: Path, monkeypatch: pytest.Mo
     gj.write_text(json.dumps(d))
     _assert_columns(_from_files({**small_set, "gt_json": gj}, monkeypatch, batch.available()), small_set["want"],
                     "ground truth with scores")
-    for c in (native.match(), None):  # C's segments(), and the Python path
+    for c in (native.match(), python_checks(native.match())):  # C's segments(), and the Python code (C declining)
         monkeypatch.setattr(native, "match", lambda c=c: c)
         assert np.isnan(parse_segments(d["annotations"][0]["segments_info"], CategoryTable.from_coco(CATS), "gt",
                                        gt=True).scores).all()
@@ -231,8 +233,6 @@ def _numbers() -> list[str]:
 def test_scores_read_by_the_json_scan_are_json_loads_numbers(tmp_path: Path) -> None:
     """Scores in every form a JSON number takes: the scan's packed segments (C) give json.loads' floats, bits and
     all (-0.0 kept, the integer -0 as 0); without a score NaN."""
-    if native.match() is None or not hasattr(native.match(), "scan"):
-        pytest.skip("the C scan is not built")
     NUMBERS = _numbers()
     segs = ", ".join(f'{{"id": {k + 1}, "category_id": {A}, "score": {v}}}' for k, v in enumerate(NUMBERS))
     p = tmp_path / "pred.json"
@@ -245,8 +245,8 @@ def test_scores_read_by_the_json_scan_are_json_loads_numbers(tmp_path: Path) -> 
     want = np.array([float(v) for v in json.loads(f"[{', '.join(NUMBERS)}]")] + [math.nan])
     assert got.tobytes() == want.tobytes(), [n for n, x, y in zip(NUMBERS, got, want) if x != y]
     assert parse_segments(packed.to_list(), cats, "image 1", gt=False).scores.tobytes() == want.tobytes()
-    with pytest.MonkeyPatch.context() as m:  # the Python path, without C's segments()
-        m.setattr(native, "match", lambda: None)
+    with pytest.MonkeyPatch.context() as m:  # the Python code, C's segments() declining
+        m.setattr(matching, "_native", python_checks(matching._native))
         assert parse_segments(packed.to_list(), cats, "image 1", gt=False).scores.tobytes() == want.tobytes()
 
 
@@ -262,7 +262,7 @@ BAD = [(1.5, "score 1.5;"), (-0.25, "score -0.25;"), (True, "True, a bool, not a
 @pytest.mark.parametrize("value, says", BAD, ids=[repr(v) for v, _ in BAD])
 def test_a_bad_score_is_refused_in_one_line_naming_the_segment(value: Any, says: str) -> None:
     segs = [{"id": 3, "category_id": A, "score": 0.5}, {"id": 4, "category_id": A, "score": value}]
-    for c in (native.match(), None):  # C's segments() leaves it to Python, which names it
+    for c in (native.match(), python_checks(native.match())):  # C's segments() leaves it to Python, which names it
         with pytest.MonkeyPatch.context() as m:
             m.setattr(native, "match", lambda c=c: c)
             with pytest.raises(InputError) as e:
@@ -297,8 +297,6 @@ def test_segments_without_scores_are_all_nan_and_a_wrong_length_is_refused() -> 
 
 def test_load_pairs_keeps_scores_in_the_packed_segments(coco_set: dict[str, Any]) -> None:
     """The batch path's reading of the predictions: the scores are in what C packed, not lost to the cut text."""
-    if not batch.available():
-        pytest.skip("the batch path is not built")
     cats, pairs = load_pairs(read_truth(coco_set["gt_json"]), coco_set["pred_json"], packed=True)
     pred = pairs[0][1]["segments_info"]
     assert type(pred) is PackedSegments

@@ -102,11 +102,11 @@ def test_an_interrupted_sweep_continues_where_it_stopped_and_ends_with_the_same_
     real = run_mod.evaluate_model
     calls = []
 
-    def interrupted(spec, ds, opts, show=None):
+    def interrupted(spec, ds, opts, show=None, handle=None):
         calls.append(opts.corruption)
         if len(calls) == 3:  # clean and impulse_noise-1 are done (noise comes first): stop in fog-1, the last run
             raise KeyboardInterrupt
-        return real(spec, ds, opts, show)
+        return real(spec, ds, opts, show, handle)
 
     monkeypatch.setattr(run_mod, "evaluate_model", interrupted)
     assert main([*args, "--results", str(tmp_path / "res")]) == 130

@@ -13,7 +13,7 @@ import hashlib
 import importlib.util
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from panbench.analysis.ap import Instances, from_hf_instances, semantic_categories
+from panbench.analysis.ap import MAX_DETS, Instances, as_numpy, from_arrays, semantic_categories
 from panbench.errors import PanbenchError
 from panbench.models.amp import autocast_forward, autocast_now, keep_autocast
 from panbench.models.checkpoints import on_local_rank0
@@ -371,6 +371,21 @@ class HFPanoptic(Abilities, torch.nn.Module):
 
 
 WEIGHT_PATTERNS = ["*.json", "*.txt", "*.safetensors", "*.model"]  # what a model directory needs from the hub
+
+
+def from_hf_instances(result: dict[str, Any], label2cat: Sequence[int], max_dets: int | None = MAX_DETS) -> Instances:
+    """One image's dict of transformers' ``post_process_instance_segmentation``: an (N, H, W) stack of binary maps
+    in the order of ``segments_info`` (``return_binary_maps=True``), or an (H, W) map of segment ids, as
+    :class:`~panbench.analysis.ap.Instances` in dataset ids, the ``max_dets`` best."""
+    info = result["segments_info"]
+    seg = result["segmentation"] if result["segmentation"] is not None else np.zeros((0, 0, 0))
+    if not info:
+        return Instances.empty()
+    if seg.ndim == 3:
+        masks = seg[: len(info)] != 0  # a GPU's maps stay there (from_arrays encodes them on it)
+    else:
+        masks = as_numpy(seg)[None] == np.array([s["id"] for s in info])[:, None, None]
+    return from_arrays(masks, [s["score"] for s in info], [s["label_id"] for s in info], label2cat, max_dets)
 
 
 def resolve_dir(ref: str, any_rank: Callable[[bool], bool] | None = None) -> tuple[Path, str | None]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from panbench.errors import InputError, PanbenchError
 from panbench.models.grid import GRID_KEYS, PIPELINES
-from panbench.models.registry import ModelSpec
+from panbench.models.spec import ModelSpec
 
 QUERY_MASK_MODES = ("default", "maskwise", "argmax")  # --postprocess of a mask-classification model
 

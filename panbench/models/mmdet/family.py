@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from panbench.analysis.ap import Instances, from_mmdet
+from panbench.analysis.ap import MAX_DETS, Instances, from_arrays
 from panbench.errors import PanbenchError
 from panbench.models.amp import autocast_forward, autocast_now, keep_ops_fp32
 from panbench.models.encoding import panoptic_to_segments
@@ -20,7 +20,15 @@ from panbench.models.postprocess import PostProcess, merge_queries
 from panbench.models.protocol import Abilities, timed_calls, wrapped_method
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import torch
+
+
+def from_mmdet(pred_instances: Any, label2cat: Sequence[int], max_dets: int | None = MAX_DETS) -> Instances:
+    """An mmdet ``InstanceData`` (``pred_instances``, or ``roi_head.predict``'s: ``masks``, ``scores``, ``labels``)
+    as :class:`~panbench.analysis.ap.Instances` in dataset ids, the ``max_dets`` best (the zoos' ``max_per_image``)."""
+    return from_arrays(pred_instances.masks, pred_instances.scores, pred_instances.labels, label2cat, max_dets)
 
 
 @dataclass

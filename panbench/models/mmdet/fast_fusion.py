@@ -24,7 +24,7 @@ from panbench.models.postprocess import (
 )
 from panbench.pq.extensions import load_extension
 
-_fusion = load_extension("panbench.models.mmdet._fusion")  # None: torch computes the argmax (the same indices)
+_fusion = load_extension("panbench.models.mmdet._fusion")  # the CPU float32 argmax (_fusion.c)
 
 
 class QueryMasks:
@@ -97,8 +97,7 @@ class QueryProbs:
     def _owner(self, idx: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         assert self.probs is not None and self.rows is not None
         probs = self.probs
-        if _fusion is None or probs.device.type != "cpu" or probs.dtype != torch.float32 or len(idx) < 2 \
-                or scores.dtype != torch.float32:
+        if probs.device.type != "cpu" or probs.dtype != torch.float32 or len(idx) < 2 or scores.dtype != torch.float32:
             return first_argmax(scores.view(-1, 1, 1) * self(idx))
         at = torch.searchsorted(self.rows, idx)
         out = torch.empty(probs.shape[1:], dtype=torch.long)
@@ -401,7 +400,7 @@ def first_argmax(x: torch.Tensor) -> torch.Tensor:
     a running maximum, where torch's reduction over the first of three dimensions is slow."""
     if x.device.type != "cpu" or x.shape[0] < 2:
         return x.argmax(0)
-    if _fusion is not None and x.dtype == torch.float32:
+    if x.dtype == torch.float32:
         k, shape = x.shape[0], x.shape[1:]
         x = x.contiguous()
         out = torch.empty(shape, dtype=torch.long)

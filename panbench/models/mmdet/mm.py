@@ -119,14 +119,29 @@ def load_config(path: Path, options: dict[str, Any] | None = None) -> Any:
         msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise PanbenchError(f"{path}: config does not load ({type(e).__name__}: {msg}); fix the file") from e
     if options:
-        check_cfg_options(cfg, options, path)
-        try:
-            cfg.merge_from_dict(options)
-        except Exception as e:
-            msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-            raise PanbenchError(f"{path}: --cfg-options do not apply ({type(e).__name__}: {msg}); "
-                                "check the keys against the resolved config in a run record") from e
+        _merge(cfg, options, path)
     return cfg
+
+
+def merged(cfg: Any, options: dict[str, Any] | None, path: Path) -> Any:
+    """A copy of ``cfg`` (read from ``path``) with ``--cfg-options`` merged in, as :func:`load_config` gives it:
+    ``cfg`` itself is left as it is, for the next copy."""
+    import copy
+
+    out = copy.deepcopy(cfg)
+    if options:
+        _merge(out, options, path)
+    return out
+
+
+def _merge(cfg: Any, options: dict[str, Any], path: Path) -> None:
+    check_cfg_options(cfg, options, path)
+    try:
+        cfg.merge_from_dict(options)
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise PanbenchError(f"{path}: --cfg-options do not apply ({type(e).__name__}: {msg}); "
+                            "check the keys against the resolved config in a run record") from e
 
 
 def check_cfg_options(cfg: Any, options: dict[str, Any], path: Path | str) -> None:
