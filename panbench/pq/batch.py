@@ -99,7 +99,7 @@ def _segments(cats: CategoryTable, gt_info: Any, pred_info: Any, where: str) -> 
     category indices, areas and one-byte crowd flags, the predictions' ids, category indices and float64 scores): of
     ``_match.packed``'s bytes where C read both arrays, else of :func:`image_segments`' arrays (which raises)."""
     c = native.match()
-    if c is not None and type(gt_info) is PackedSegments and type(pred_info) is PackedSegments:
+    if type(gt_info) is PackedSegments and type(pred_info) is PackedSegments:
         g = c.packed(gt_info.fields, gt_info.n, cats.index, True)
         p = c.packed(pred_info.fields, pred_info.n, cats.index, False)
         if g is not None and p is not None:  # the layout of coco_format._unpacked

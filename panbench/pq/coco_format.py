@@ -336,8 +336,9 @@ def _score(s: dict[str, Any], where: str) -> float:
 
 def parse_segments(segments_info: list[dict[str, Any]], cats: CategoryTable, where: str, gt: bool) -> Segments:
     """``segments_info`` as arrays, its ids (unique, 1..2^24-1), areas, category ids and, of a prediction, scores
-    (:func:`_score`) checked (in C where it was built; else on the Python lists: a few tens of segments, cheaper than
-    numpy's per-call cost, no int64 overflow).  A ground truth's ``score`` is not read (its scores are NaN)."""
+    (:func:`_score`) checked in C; where C declines (a value it does not take), on the Python lists, which
+    name the problem (a few tens of segments, cheaper than numpy's per-call cost, no int64 overflow).  A ground
+    truth's ``score`` is not read (its scores are NaN)."""
     c = native.match()  # its segments(): the checks below in C
     if type(segments_info) is PackedSegments:
         if (packed := c.packed(segments_info.fields, segments_info.n, cats.index, gt)) is not None:

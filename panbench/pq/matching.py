@@ -1,9 +1,10 @@
 """Panoptic matching of one image: the one rule, panopticapi's ``pq_compute_single_core`` reproduced exactly
 (docs/pq-evaluator.md, "What it computes"), and every per-segment fact derived from it (:class:`ImageMatch`;
 docs/analysis.md, "The per-image match").  Ties go to the lowest index in ``segments_info``.  C (``_match.c`` over
-``_match_core.h``, which the batch path's ``_native.c`` runs too) computes the match where it was built, else
-:func:`match_image_numpy`, the reference, bit for bit the same; C writes an image's result in one layout, a ``res``
-(:data:`RES_FIELDS`), and :func:`res_fields` is its one decoder."""
+``_match_core.h``, which the batch path's ``_native.c`` runs too) computes the match; :func:`match_image_numpy`,
+bit for bit the same, takes what C does not (a table with a segment matched twice, boundary PQ's IoUs, empty
+images); C writes an image's result in one layout, a ``res`` (:data:`RES_FIELDS`), and :func:`res_fields` is its one
+decoder."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ MATCH_IOU = 0.5
 IGNORED_SHARE = 0.5
 
 METRIC_KEYS = ("PQ", "SQ", "RQ", "PQ_th", "SQ_th", "RQ_th", "PQ_st", "SQ_st", "RQ_st")
-_native = load_extension("panbench.pq._match")  # match_image in C, where it was built
+_native = load_extension("panbench.pq._match")  # match_image in C
 
 
 def empty_column() -> np.ndarray:  # the default of a per-image field that an image may lack

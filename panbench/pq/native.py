@@ -1,7 +1,7 @@
 """The C extensions of :mod:`panbench.pq`, read through one public place (every install builds them; an import
 without them stops with one line saying how to build them, :func:`panbench.pq.extensions.load_extension`).  The
 accessors read the module attribute at each call, so a test that sets ``kernels._native``, ``matching._native`` or
-``boundary._native`` to a stand-in (tests/pq/kernel_references.py) sends every caller to it."""
+``boundary._native`` to a stand-in (tests/kernel_references.py) sends every caller to it."""
 
 from __future__ import annotations
 
