@@ -59,7 +59,7 @@ class ParallelBuildExt(build_ext):
             super().run()
         except (CCompilerError, CompileError, PlatformError) as e:
             first = str(e).splitlines()[0] if str(e) else ""
-            raise SystemExit(f"error: {NEEDS} ({type(e).__name__}: {first})") from None
+            raise SystemExit(f"error: {NEEDS}, or fix the compile error above ({type(e).__name__}: {first})") from None
 
     def finalize_options(self) -> None:
         super().finalize_options()

@@ -170,7 +170,7 @@ def main() -> None:
 
 def bootstrap_stages(run: RunSums, isthing: list[bool], args: argparse.Namespace) -> None:
     """Where bootstrap_ci's time goes (each stage alone, medians of --repeat): its exact sums (C over the sparse
-    per-image sums on 1 and 2 threads; the same integers through BLAS where C is not built) against the float64
+    per-image sums on 1 and 2 threads; the same integers through BLAS, the tests' reference) against the float64
     product of the resample counts that they replaced.  Before timing: the three exact ways give the same
     integers, and the intervals of the exact sums and of the float64 product are compared (printed)."""
     from panbench.analysis import bootstrap as b
@@ -218,8 +218,6 @@ def bootstrap_stages(run: RunSums, isthing: list[bool], args: argparse.Namespace
 def matches(args: argparse.Namespace) -> None:
     """Part 3: the per-image costs, printed side by side."""
     if args.match_images:
-        from panbench.pq import boundary, kernels
-
         plain, full, bnd, f_plain, f_full, f_bnd = bench_matches(args.match_images, args.repeat)
         print(f"per-image match, {args.match_images} in-memory 640x480 synthetic images (median of {args.repeat}):")
         print(f"  score_pair(...).stats           {1e3 * plain:8.2f} ms/image")
@@ -230,8 +228,6 @@ def matches(args: argparse.Namespace) -> None:
         print(f"  ... + per-image match              {1e3 * f_full:8.2f} ms/image   ratio {f_full / f_plain:.3f}")
         print(f"  ... + match + boundary PQ          {1e3 * f_bnd:8.2f} ms/image   ratio {f_bnd / f_plain:.3f}   "
               f"target < 2: {'ok' if f_bnd < 2 * f_plain else 'MISSED'}")
-        print(f"  (PQ pixel pass: {'C' if kernels._native is not None else 'numpy'}; "
-              f"boundary pixel pass: {'C' if boundary._native is not None else 'numpy'})")
 
 
 if __name__ == "__main__":

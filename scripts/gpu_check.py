@@ -83,10 +83,10 @@ def suppress(b: torch.Tensor, order: torch.Tensor, thr: float) -> torch.Tensor:
 
 
 def ops(device: str, repeat: int) -> None:
-    from panbench.ops import install, kernels
+    from panbench.ops import install, kernels, kernels_path
 
     install()
-    print(f"ops: {kernels.path('cuda' if device.startswith('cuda') else 'cpu')} against {kernels.path('cpu')}")
+    print(f"ops: {kernels_path('cuda' if device.startswith('cuda') else 'cpu')} against {kernels_path('cpu')}")
     for n in (1000, 4000):
         for ties in (False, True):
             b, s = boxes(n + ties, n, ties)

@@ -10,7 +10,7 @@ import ast
 from panbench.package import REPO_ROOT
 
 EVALUATORS = REPO_ROOT / "panbench" / "evaluators"
-#: what the abilities were once probed for: each is a method or a declaration of an ability's class now
+#: the abilities' names: each is a method or a declaration of an ability's class, never probed for
 ABILITY_NAMES = {"uses", "provides", "add_scored", "add_state_sums", "codes", "built_in", "share_is_result", "fresh",
                  "instance_results", "columns", "evaluate_with", "merge_at", "add_results", "counted_rules"}
 MAX_METHODS = 12

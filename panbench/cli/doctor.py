@@ -23,7 +23,7 @@ from panbench.models.amp import MODES, keep_ops_fp32
 from panbench.models.families import FAMILIES, open_model
 from panbench.models.mmdet import mm
 from panbench.models.registry import CONFIG_DIR, all_models
-from panbench.ops import install, kernels
+from panbench.ops import install, kernels_path
 from panbench.ops.pairing import install_command, installed_version, pairing_problem
 from panbench.package import REPO_ROOT, __version__
 from panbench.pq.extensions import BUILD_FIX, EXTENSIONS
@@ -156,7 +156,7 @@ def mmcv_ops_check(device: str) -> Check:
                    spatial_shapes=torch.tensor([[4, 4]], device=device),
                    level_start_index=torch.tensor([0], device=device))
         assert res.shape == (1, 16, 32)
-        detail = "compiled mmcv" if backend == "mmcv" else f"panbench's ops: {kernels.path(device.split(':')[0])}"
+        detail = "compiled mmcv" if backend == "mmcv" else f"panbench's ops: {kernels_path(device.split(':')[0])}"
         return Check(name, True, f"nms, RoIAlign, MultiScaleDeformableAttention run ({detail})")
     except Exception as e:
         msg = f"{type(e).__name__}: {e}".splitlines()[0][:160]
@@ -214,8 +214,10 @@ def collect(data_root: str = "data/coco", skip_amp: bool = False) -> list[Check]
     announce("comparing the installed versions with the tested ones")
     checks += family_checks(pip_command(), {c.name for c in checks})
     panopticapi = f"{pip_command()} install --no-deps panopticapi-lite==0.2.0 (only the parity tests need it)"
-    return [*checks, _version("panopticapi", required=False, fix=panopticapi), extensions_check(),
-            scoring_path_check(), data_check(Path(data_root)), checkpoints_check(), configs_check()]
+    built = extensions_check()
+    return [*checks, _version("panopticapi", required=False, fix=panopticapi), built,
+            *([scoring_path_check()] if built.ok else []), data_check(Path(data_root)), checkpoints_check(),
+            configs_check()]
 
 
 def _gpu_checks(torch_check: Check, checks: list[Check]) -> bool:

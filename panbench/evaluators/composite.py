@@ -167,7 +167,8 @@ class Evaluators:
         pos = np.array([where[i] for i in taken], np.int64)
         for m in self.members:
             if isinstance(m, ResultShare):
-                m.add_results(np.array(taken, np.int64), reorder_columns(cached.columns, pos))
+                call(m, "add_results", "the resume cache", np.array(taken, np.int64),
+                     reorder_columns(cached.columns, pos))
         for m, k in keyed:
             for p in pos.tolist():
                 call(m, "add", f"the share of image {cached.indices[p]} in the resume cache (changed the share? "
@@ -219,7 +220,8 @@ class Evaluators:
 
     def instance_results(self) -> list[dict[str, Any]] | None:
         """The instances AP scored, as COCO's results JSON lists them (None without AP)."""
-        return next((m.instance_results() for m in self.members if isinstance(m, HasInstances)), None)
+        return next((call(m, "instance_results", "the run's end") for m in self.members if isinstance(m, HasInstances)),
+                    None)
 
     def columns(self) -> PanopticAccumulator:
         """The run's PQ sums and per-image columns, which the member that

@@ -190,7 +190,8 @@ def _refuse_lacking(name: str, ability: type[Ability], lacking: list[str]) -> No
 def check_composite(members: Sequence[Any]) -> None:
     """Refuse in one line what the members of one composite cannot be: two of one name or one of the user's named as
     a built-in (:func:`check_names`), an ability declared without its methods (:func:`abilities_of`), two members
-    that keep PQ's columns, or one that reads them where none keeps them."""
+    that keep PQ's columns, one that reads them where none keeps them, or two that take scored images under
+    different rules (the scoring counts one set of rules)."""
     check_names(members)
     for m in members:
         abilities_of(m)
@@ -201,6 +202,11 @@ def check_composite(members: Sequence[Any]) -> None:
     if not providers and (readers := [name_of(m) for m in members if isinstance(m, UsesSums)]):
         raise PanbenchError(f"evaluator {readers[0]}: declares UsesSums but no member provides PQ's columns; run it "
                             "beside PQ, or leave out UsesSums")
+    counting = [(name_of(m), tuple(m.counted_rules)) for m in members if isinstance(m, TakesScored) and m.counted_rules]
+    if len({rules for _, rules in counting}) > 1:
+        (a, ra), (b, rb) = counting[0], next(c for c in counting if c[1] != counting[0][1])
+        raise PanbenchError(f"evaluators {a} and {b} take scored images under different rules ({', '.join(ra)} and "
+                            f"{', '.join(rb)}); give them the same counted_rules (the scoring counts one set)")
 
 
 def name_of(ev: Any) -> str:

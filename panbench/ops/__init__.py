@@ -71,3 +71,10 @@ def compiled_mmcv() -> bool:
     except ImportError:
         return False
     return importlib.machinery.PathFinder.find_spec("_ext", list(getattr(mmcv, "__path__", []))) is not None
+
+
+def kernels_path(device_type: str = "cpu") -> str:
+    """Which kernels serve ``device_type``'s tensors, in a few words (``panbench doctor``)."""
+    if device_type == "cuda":
+        return "torchvision nms/roi_align, PyTorch deformable attention"
+    return "C extension (panbench.ops._cpu)" if device_type == "cpu" else "PyTorch"

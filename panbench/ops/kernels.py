@@ -16,13 +16,6 @@ ROI_CHUNK = 128  # RoIs gathered at once by roi_align_torch (bounds its temporar
 NEGATIVE_ROI = "roi_align: an RoI has a negative width or height with aligned=True (mmcv refuses it too)"
 
 
-def path(device_type: str = "cpu") -> str:
-    """Which kernels serve ``device_type``'s tensors, in a few words (``panbench doctor``)."""
-    if device_type == "cuda":
-        return "torchvision nms/roi_align, PyTorch deformable attention"
-    return "C extension (panbench.ops._cpu)" if device_type == "cpu" else "PyTorch"
-
-
 def _torchvision_serves(t: Any) -> bool:
     """Whether torchvision's kernels serve tensor ``t`` (CUDA tensors; the torchvision tier's tests patch it)."""
     return bool(t.is_cuda)

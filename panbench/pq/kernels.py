@@ -59,7 +59,7 @@ def index_map(ids: np.ndarray, seg_ids: np.ndarray, step: int = 1, slot: str | N
     """Map segment ids to ``k * step`` for the k-th segment (k = 1..n; VOID stays 0, ids in no
     segment become 0xFFFF), through a reused 2^24-entry table.  ``(n + 1) * step`` must be < 0xFFFF."""
     lut = _LOCAL.__dict__.get("lut")
-    if lut is None:  # this thread's 2^24-entry table (32 MiB, made on the numpy path's first use in the thread)
+    if lut is None:  # this thread's 2^24-entry table (32 MiB, made on its first use in the thread)
         lut = _LOCAL.lut = np.full(MAX_ID, _SENTINEL, np.uint16)
     lut[0] = 0
     lut[seg_ids] = np.arange(1, len(seg_ids) + 1, dtype=np.uint16) * np.uint16(step)

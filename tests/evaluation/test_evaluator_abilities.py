@@ -1,7 +1,8 @@
 """The evaluator contract's optional abilities (panbench.evaluators.contract): a member declares one by subclassing
 its class (or by its ``register``), the composite checks it once when it is built and calls its methods, a user's
 member as a built-in; a member that declares an ability without its methods, two members that keep PQ's columns,
-one that reads them where none keeps them, and two members giving one key of the result are refused in one line."""
+one that reads them where none keeps them, two that take scored images under different rules, and two members giving
+one key of the result are refused in one line."""
 
 from __future__ import annotations
 
@@ -142,9 +143,26 @@ def test_a_user_s_member_is_called_through_the_abilities_it_declares_and_its_fie
     assert set(out) == {"metrics", "evaluators"}  # one mapping, each key of one member
 
 
-def test_the_abilities_are_read_once_when_the_composite_is_built() -> None:
+def test_what_the_members_declare_decides_the_composite_s_needs_rules_and_columns() -> None:
     plain = load_evaluator(Plain)
     evaluators = Evaluators.for_run(CATS, analyses=False, semantic=False, rules=("torchmetrics",), extra=[plain])
     assert not evaluators.takes_scored and not evaluators.keeps_columns and evaluators.rules == ("torchmetrics",)
     assert evaluators.needs >= {"id_maps", "segments", "result"}
     assert np.array_equal(evaluators.columns().stats.tp, [0, 0])
+
+
+class EomtCounter(Bulk):
+    """A user's member reading the scored images' state sums under EoMT's rule."""
+
+    counted_rules = ("eomt",)
+
+
+def test_two_members_taking_scored_images_under_different_rules_are_refused_naming_both() -> None:
+    with pytest.raises(PanbenchError) as e:
+        Evaluators.for_run(CATS, analyses=False, semantic=False, rules=("torchmetrics",),
+                           extra=load_evaluators([EomtCounter]))
+    assert _one_line(e).startswith("evaluators Rules and EomtCounter take scored images under different rules "
+                                   "(torchmetrics and eomt); give them the same counted_rules")
+    same = Evaluators.for_run(CATS, analyses=False, semantic=False, rules=("eomt",),
+                              extra=load_evaluators([EomtCounter]))
+    assert same.rules == ("eomt",)

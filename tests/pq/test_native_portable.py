@@ -34,9 +34,7 @@ def portable(tmp_path_factory: pytest.TempPathFactory):
     setup = ("from setuptools import setup, Extension; setup(name='p', script_args=['build_ext', '--inplace', '-q'], "
              "ext_modules=[Extension('_native', ['_native.c'], extra_compile_args=['-O3'])])")
     r = subprocess.run([sys.executable, "-c", setup], cwd=d, capture_output=True, text=True)
-    if r.returncode:
-        assert "fatal error" not in r.stderr, r.stderr[-600:]  # a compiler that ran: the sources do not build
-        pytest.skip(f"no C compiler for the portable build: {r.stderr[-300:]}")
+    assert r.returncode == 0, r.stderr[-600:]  # panbench's install compiles: so does the portable build
     so = next(d.glob("_native*.so"), None) or next(d.glob("_native*.pyd"))
     loader = importlib.machinery.ExtensionFileLoader("_native", str(so))
     mod = importlib.util.module_from_spec(importlib.util.spec_from_file_location("_native", so, loader=loader))

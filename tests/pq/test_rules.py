@@ -135,9 +135,9 @@ def test_score_counts_the_rules_from_the_tables_of_its_batch_path_as_every_other
     everything.write_text(example.read_text().replace('    needs = {"segments"}', ""))
     runs = []
     seen: list[int] = []
-    real = quirks.RuleStates.add_state_sums
-    monkeypatch.setattr(quirks.RuleStates, "add_state_sums",
-                        lambda self, out, n: (seen.append(n), real(self, out, n))[1])
+    real = quirks.RuleStates.sums_of  # the tables counted where PQ's are (RuleStates.merge adds sums, not tables)
+    monkeypatch.setattr(quirks.RuleStates, "sums_of", lambda self, tables: (seen.append(len(tables)),
+                                                                           real(self, tables))[1])
     for extra, env in (([], None), (["--procs", "1"], None), ([], "1"),
                        (["--evaluator", f"{everything}:ImageCount"], None)):
         monkeypatch.delenv("PANBENCH_PER_IMAGE", raising=False)
