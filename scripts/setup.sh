@@ -333,9 +333,6 @@ step 7 "panbench (editable; compiles its C extensions, panbench/**/_*.c, a few s
 CC_BIN="${CC:-cc}"
 command -v "${CC_BIN%% *}" >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 \
   || fail 7 "no C compiler (panbench compiles its C extensions)" "install one (apt-get install gcc; conda install gcc) and rerun"
-"$PY" -c "import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
-  || fail 7 "no Python headers (Python.h) for $("$PY" -c 'import sys; print(sys.executable)')" \
-    "install them (apt-get install python3-dev, or the -dev package of this Python) and rerun"
 pkg_install --no-deps --no-build-isolation -e "$ROOT" || fail 7 "pip install -e . failed" "run .venv/bin/pip install -e . to see the error"
 # the mmcv._ext import hook a wheel install puts into site-packages (panbench/ops/hook.py): mmdet's own tools
 # work in this venv without importing panbench first
