@@ -23,13 +23,13 @@ demo: setup
 	$(PANBENCH) data demo
 	$(PANBENCH) eval --model all --dataset demo
 
-# what a change to the package can break: every test not marked `system`.  The library's tests (scoring, the
-# analyses, tables and figures: one core each) on a worker per core (pytest-xdist), then the others in one process:
-# their evals, forked processes and ranks use every core already (docs/testing.md, "How long")
+# what a change to the package can break: every test not marked `system`, on a worker per core (pytest-xdist, a file's
+# tests in one worker): the library's tests (scoring, the analyses, tables and figures) first, then the others (their
+# evals, forked processes and ranks), a worker each still (docs/testing.md, "How long")
 PARALLEL := tests/pq tests/analysis tests/reporting
 test: setup
 	$(PY) -m pytest -q -m "not system" -n auto --dist loadfile $(PARALLEL)
-	$(PY) -m pytest -q -m "not system" $(addprefix --ignore=,$(PARALLEL)) tests
+	$(PY) -m pytest -q -m "not system" -n auto --dist loadfile $(addprefix --ignore=,$(PARALLEL)) tests
 
 # what tests the machine: the tests marked `system` (the set-up run for real, the wheel in a fresh venv, the notebook
 # in a kernel, sweeps on the one-node Slurm cluster); with `make test`, every test once (docs/testing.md#two-targets)

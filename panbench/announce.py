@@ -17,9 +17,10 @@ EVERY_S = 1.0  # a line of steps() at most this often where stderr is not a term
 _state = {"on": True}
 
 
-def enable(on: bool) -> None:
-    """Announce (the default) or not (``--no-progress``)."""
-    _state["on"] = on
+def enable(on: bool) -> bool:
+    """Announce (the default) or not (``--no-progress``); whether it announced before."""
+    before, _state["on"] = _state["on"], on
+    return before
 
 
 def announce(what: str) -> None:

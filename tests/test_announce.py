@@ -108,7 +108,7 @@ def test_every_listed_command_has_its_waits_listed() -> None:
 
 @pytest.fixture
 def stderr(capsys: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFixture[str]]:
-    announce.enable(True)  # as a command without --no-progress leaves it (an earlier test's main() may not have)
+    announce.enable(True)
     yield capsys
     announce.enable(True)
 
@@ -128,3 +128,14 @@ def test_steps_count_the_items_and_end_with_the_last(stderr: pytest.CaptureFixtu
     assert lines[0] == "panbench: images (3)..." and lines[-1] == "panbench: images 3/3"
     assert all(line.startswith("panbench: images ") for line in lines) and "\r" not in err
 
+
+
+def test_a_command_s_no_progress_ends_with_it(stderr: pytest.CaptureFixture[str]) -> None:
+    """``main([... "--no-progress"])`` turns the phase lines off for its command only: the caller's process (a
+    notebook, a test, an API call after it) announces again."""
+    from panbench.cli import main
+
+    assert main(["eval", "--model", "no-such-model", "--dataset", "demo", "--no-progress"]) == 2
+    stderr.readouterr()
+    announce.announce("after the command")
+    assert stderr.readouterr().err == "panbench: after the command...\n"

@@ -78,14 +78,15 @@ def make_targets() -> dict[str, str]:
 
 
 def test_make_test_runs_its_parallel_folders_on_workers_and_the_rest_after_them() -> None:
-    """``make test``'s two steps: the folders of ``PARALLEL`` on pytest-xdist's workers, then every other folder
+    """``make test``'s two steps, each on pytest-xdist's workers: the folders of ``PARALLEL``, then every other folder
     (the same ``-m`` expression both times): together every test of ``make test`` once."""
     text = (ROOT / "Makefile").read_text()
     folders = re.search(r"^PARALLEL := (.+)$", text, re.M)[1].split()
     assert folders and all((ROOT / f).is_dir() for f in folders)
     recipe = re.search(r"^test: setup\n((?:\t.*\n)+)", text, re.M)[1].splitlines()
     assert recipe == ['\t$(PY) -m pytest -q -m "not system" -n auto --dist loadfile $(PARALLEL)',
-                      '\t$(PY) -m pytest -q -m "not system" $(addprefix --ignore=,$(PARALLEL)) tests']
+                      '\t$(PY) -m pytest -q -m "not system" -n auto --dist loadfile $(addprefix --ignore=,$(PARALLEL)) '
+                      'tests']
 
 
 def selects(expression: str, marks: list[str]) -> bool:

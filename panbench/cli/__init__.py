@@ -144,7 +144,15 @@ def _main(argv: Sequence[str] | None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    announce_phases(not getattr(args, "no_progress", False))  # the phase lines (panbench.announce)
+    before = announce_phases(not getattr(args, "no_progress", False))  # the phase lines (panbench.announce)
+    try:
+        return _run(args, argv, exits)
+    finally:
+        announce_phases(before)  # as the caller had it: a command's --no-progress ends with it
+
+
+def _run(args: argparse.Namespace, argv: list[str], exits: bool) -> int:
+    """The parsed command run, its one-line errors and exit codes."""
     from panbench.records.provenance import command_line
 
     args.command_line = command_line(argv)  # what a record keeps: the command as typed, shell-quoted
