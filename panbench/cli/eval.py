@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from panbench.cli.options import Common, check_writable, dataset_root, fraction, non_negative_float, non_negative_int
-from panbench.cli.running import finish_distributed, models_and_dataset, rank, single_checkpoint
+from panbench.cli.running import finish_distributed, import_torch, models_and_dataset, rank, single_checkpoint
 from panbench.data.catalog import DATASETS
 from panbench.errors import PanbenchError
 from panbench.evaluation.options import EvalOptions, check_models
@@ -68,7 +68,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 def run(args: argparse.Namespace) -> int:
     check_settings(args)
-    import torch  # noqa: F401  (every model needs it: without it, one line naming the extra before any work)
+    import_torch()
 
     from panbench.data.datasets import load_dataset
     from panbench.evaluation import storage

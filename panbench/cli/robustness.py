@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from panbench.cli.options import Common, check_writable, dataset_root
-from panbench.cli.running import finish_distributed, models_and_dataset, rank, single_checkpoint
+from panbench.cli.running import finish_distributed, import_torch, models_and_dataset, rank, single_checkpoint
 from panbench.cluster.sweep import note_incomplete_sweeps
 from panbench.evaluation.options import EvalOptions, check_models
 from panbench.reporting.figure_files import figure_output, replace_figures, writing_figures
@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch  # noqa: F401  (every model needs it: without it, one line naming the extra before any work)
+    import_torch()
 
     from panbench.data.datasets import load_dataset
     from panbench.robustness import corruptions as c

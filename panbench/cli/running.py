@@ -1,5 +1,6 @@
-"""What the commands that run models (eval, robustness, viz) share: the models and dataset of ``--model`` and
-``--dataset``, the one checkpoint of ``--checkpoint``, the process's rank and the end of a distributed run."""
+"""What the commands that run models (eval, robustness, speed, viz) share: torch imported first, the models and
+dataset of ``--model`` and ``--dataset``, the one checkpoint of ``--checkpoint``, the process's rank and the end of a
+distributed run."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ import os
 from typing import Any
 
 from panbench.errors import PanbenchError
+from panbench.interrupts import sigint_deferred
 from panbench.models.registry import resolve
+
+
+def import_torch() -> None:
+    """``import torch``, before any work: without it, one line naming the extra (every model needs it). A Ctrl-C
+    meanwhile is acted on as the import ends: one inside torch's C++ initialisation would end the process in
+    pybind11's ``terminate`` (exit -6) instead of the one line."""
+    with sigint_deferred():
+        import torch  # noqa: F401
 
 
 def models_and_dataset(model: str, dataset: str | None) -> tuple[list[Any], str]:

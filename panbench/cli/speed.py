@@ -9,7 +9,7 @@ from typing import Any
 
 from panbench.announce import announce
 from panbench.cli.options import Common, check_writable, dataset_root, non_negative_int, positive_int
-from panbench.cli.running import models_and_dataset
+from panbench.cli.running import import_torch, models_and_dataset
 from panbench.errors import PanbenchError
 from panbench.evaluation.options import check_pipeline, with_pipeline
 from panbench.records.speed import write_speed_record
@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 def run(args: argparse.Namespace) -> int:
     announce("importing torch")
-    import torch  # noqa: F401  (every model needs it: without it, one line naming the extra before any work)
+    import_torch()
 
     from panbench.data.datasets import load_dataset
     from panbench.evaluation.speed import SpeedOptions, measure
