@@ -20,7 +20,7 @@ WAITS: dict[tuple[str, str], tuple[str, ...]] = {
     ("cli/doctor.py", "amp_support"): ("mm.init_mmdet(", "open_model(spec).random_model("),
     ("cli/doctor.py", "_modes"): ("model.test_step(",),
     ("cli/doctor.py", "data_check"): ("load_dataset(",),
-    ("cli/speed.py", "run"): ("import torch", "load_dataset("),
+    ("cli/speed.py", "run"): ("import_torch(", "load_dataset("),
     ("evaluation/speed.py", "measure"): ("Run(", "compile_model("),
     ("evaluation/speed.py", "time_forward"): ("timer(",),
     ("evaluation/speed.py", "time_end_to_end"): ("timer(",),
