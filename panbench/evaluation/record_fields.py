@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from panbench.analysis.ap import write_results
+from panbench.data.catalog import DATASETS
 from panbench.data.datasets import PanopticDataset
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.options import EvalOptions
@@ -44,7 +45,7 @@ def provenance(spec: ModelSpec, lm: LoadedModel, dataset: PanopticDataset, finge
         "config": lm.cfg_text,
         "checkpoint": {"path": str(w.path), "url": w.url, "sha256": w.sha256},
         "dataset": {"name": dataset.name, "root": str(dataset.root), "ann_file": str(dataset.ann_file),
-                    "fingerprint": fingerprint, "image_ids": dataset.image_ids},
+                    "fingerprint": fingerprint, "image_ids": dataset.image_ids, **card_stamp(dataset.name)},
         "versions": versions(lm.packages),
         "git_commit": git_commit(),
         "seed": opts.seed,
@@ -53,6 +54,11 @@ def provenance(spec: ModelSpec, lm: LoadedModel, dataset: PanopticDataset, finge
         "category_names": {str(c): n for c, n in zip(dataset.categories.ids, dataset.categories.names)},
         **({"pipeline": lm.inference} if lm.inference is not None else {}),  # an hf: model's --pipeline
     }
+
+
+def card_stamp(name: str) -> dict[str, Any]:
+    """``{"card": {"version", "hash"}}`` of a dataset panbench knows (its protocol card), {} for a user's own."""
+    return {"card": DATASETS[name].card.stamp()} if name in DATASETS else {}
 
 
 def cache_key_parts(lm: LoadedModel, fingerprint: str, opts: EvalOptions, device: str) -> dict[str, Any]:
