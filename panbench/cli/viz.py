@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         spec = resolve(name, dataset=args.dataset)[0]
         announce(f"loading {spec.name}")
         lm = load_model(spec, ds.categories, args.checkpoint[k] if args.checkpoint else None, args.trust_checkpoint,
-                        device)
+                        device, dataset=ds.name)
         image = None
         if corruption is not None:  # corrupted as `eval --corruption` corrupts it, after the model's decoding
             from panbench.robustness.pipeline import CorruptedPipeline

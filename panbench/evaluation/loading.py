@@ -7,10 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from panbench.data.catalog import DATASETS
 from panbench.evaluation.runtime import download_wait
 from panbench.models.families import family, open_model
 from panbench.models.numerics import layout_free, reproducible_blas
-from panbench.models.protocol import ModelHandle, PanopticModel, Weights, check_model
+from panbench.models.protocol import ForDataset, ModelHandle, PanopticModel, Weights, check_model
 from panbench.models.registry import ModelSpec
 
 __all__ = ["LoadedModel", "Weights", "load_model"]
@@ -51,14 +52,16 @@ class LoadedModel:
 
 def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,
                cfg_options: dict[str, Any] | None = None, ap: bool = False,
-               handle: ModelHandle | None = None) -> LoadedModel:
+               handle: ModelHandle | None = None, dataset: str = "coco") -> LoadedModel:
     """``spec``'s model on ``device`` through its family's handle (``handle``, the run's, else opened here): weights
-    checked, classes mapped to ``categories``, ``--cfg-options`` merged; ``ap``: its instance output on.  On the
+    checked, classes mapped to ``categories``, ``--cfg-options`` merged; ``ap``: its instance output on; its
+    test-time inference ``dataset``'s.  On the
     CPU its forward gives the same bits on any process layout (:mod:`panbench.models.numerics`)."""
     reproducible_blas()
     fam = family(spec.framework)
     handle = open_model(spec) if handle is None else handle
-    built = handle.load_model(categories, checkpoint, trust, device, cfg_options, ap, download_wait)
+    target = ForDataset(dataset, dict(DATASETS[dataset].card.label_aliases) if dataset in DATASETS else {})
+    built = handle.load_model(categories, checkpoint, trust, device, cfg_options, ap, download_wait, target)
     check_model(built.model, fam.name)
     if device.split(":")[0] == "cpu":  # a GPU's kernels are the same on every rank: nothing to route or pay for
         layout_free(built.model.module)

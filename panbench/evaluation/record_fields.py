@@ -114,12 +114,19 @@ def resumed_speed(now: dict[str, Any], stored: dict[str, Any] | None, device: st
     return out, device
 
 
-def delta(res: dict[str, Any] | None, published: dict[str, float | None]) -> dict[str, float | None]:
+def delta(res: dict[str, Any] | None, published: dict[str, float | None],
+          fields: dict[str, Any] | None = None) -> dict[str, float | None]:
     """Measured minus published, per metric (None where the zoo publishes nothing); none without measured numbers
-    under the published ones' rules (``res`` None)."""
+    under the published ones' rules (``res`` None).  AP and mIoU where published and measured (``fields``' ``ap``
+    and ``miou``: transformers' instance and semantic post-processing for an hf: model, not the originals')."""
     if res is None:
         return {}
-    return {k: (res[k] - published[k]) if published.get(k) is not None else None for k in METRIC_KEYS}
+    out = {k: (res[k] - published[k]) if published.get(k) is not None else None for k in METRIC_KEYS}
+    measured = {"AP": ((fields or {}).get("ap") or {}).get("AP"), "mIoU": (fields or {}).get("miou")}
+    for k, value in measured.items():
+        if published.get(k) is not None:
+            out[k] = None if value is None else value - published[k]  # type: ignore[operator]
+    return out
 
 
 def under_rules(res: dict[str, Any], fields: dict[str, Any], rule: str | None) -> dict[str, Any] | None:

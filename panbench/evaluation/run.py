@@ -78,10 +78,10 @@ class Run:
         forward = forward_options(opts.grid, self.handle.grid_kind()) if opts.grid else {}
         self.forward_keys = sorted(forward)
         self.lm = load_model(spec, dataset.categories, opts.checkpoint, opts.trust_checkpoint, self.device,
-                             {**(opts.cfg_options or {}), **forward} or None, ap=opts.ap, handle=self.handle)
+                             {**(opts.cfg_options or {}), **forward} or None, ap=opts.ap, handle=self.handle,
+                             dataset=dataset.name)
         if opts.corruption is not None:  # before a run: a family that cannot take it is refused, not scored clean
             check_corruptible(self.lm.family, spec.framework)
-        self.lm.family.check_dataset(dataset.name)  # an hf: model's original test sizes: its COCO configs'
         family = self.lm.family
         settings = grid_settings(self.handle, family, opts)
         # a grid's settings come from the model's own fusion, run by panbench, on the forward's outputs
@@ -155,10 +155,10 @@ class Run:
         return tuple(r for r in RULES if r in (*self.opts.rules, *extra))
 
     def compares_published(self, opts: EvalOptions, lm: LoadedModel) -> bool:
-        """Whether the run is comparable with the published numbers: the zoo publishes clean COCO numbers of its own
-        weights, none to compare a corrupted run or other weights with."""
+        """Whether the run is comparable with the published numbers: those are clean numbers of the model's own
+        weights on its own dataset, none to compare a corrupted run, other weights or another dataset with."""
         own = record_fields.own_weights(self.spec, opts.checkpoint, lm.weights.sha256)
-        return self.dataset.name == "coco" and opts.corruption is None and not own
+        return self.dataset.name == self.spec.dataset and opts.corruption is None and not own
 
     def _score_cutoff(self, part: Part) -> float | None:
         """The model's own score threshold under ``part``'s options (its family's ``score_cutoff``), within [0, 1]: a
@@ -294,7 +294,7 @@ class Run:
             postprocess=opts.postprocess.label(), fusion=part.fusion,
             published=spec.published if coco else {},
             delta_to_published=record_fields.delta(record_fields.under_rules(res, fields, spec.published_rules),
-                                                   spec.published) if coco and same_pipeline else {},
+                                                   spec.published, fields) if coco and same_pipeline else {},
             published_rules=spec.published_rules if coco else None,
             published_pipeline=spec.published_pipeline if coco else None,
             published_source=(record_fields.published_source(spec) if coco else

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
@@ -100,10 +100,6 @@ class PanopticModel(Protocol):
         """The score below which the fusion drops a segment under these options (the analyses' own threshold);
         None: not known."""
 
-    def check_dataset(self, name: str) -> None:
-        """Refuses, in one line, a dataset the model's test-time inference does not know (the name of
-        :data:`panbench.data.catalog.DATASETS`)."""
-
 
 def check_model(model: Any, family: str) -> None:
     """Refuse, in one line, a family's model that lacks a member of :class:`PanopticModel` (a family written before
@@ -144,9 +140,6 @@ class Abilities:
     def score_cutoff(self, cfg_options: dict[str, Any] | None, postprocess: PostProcess) -> float | None:
         return None
 
-    def check_dataset(self, name: str) -> None:
-        return None  # one inference for every dataset
-
 
 @runtime_checkable
 class Corruptible(Protocol):
@@ -163,6 +156,16 @@ class Weights:
     path: Path | None
     sha256: str | None
     url: str | None
+
+
+@dataclass(frozen=True)
+class ForDataset:
+    """The dataset a model is loaded for: its name (a key of :data:`panbench.data.catalog.DATASETS`, or a user's own:
+    the original's test input there) and the names checkpoints give its classes where no rule of the label mapping
+    finds them (its card's ``label_aliases``: label -> category name)."""
+
+    name: str = "coco"
+    aliases: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -200,8 +203,10 @@ class ModelHandle(ABC):
 
     @abstractmethod
     def load_model(self, categories: Any, checkpoint: str | None, trust: bool, device: str,
-                   cfg_options: dict[str, Any] | None, ap: bool, any_rank: Callable[[bool], bool] | None) -> Built:
-        """The model on ``device``, weights checked, labels mapped, instance output on with ``ap``."""
+                   cfg_options: dict[str, Any] | None, ap: bool, any_rank: Callable[[bool], bool] | None,
+                   dataset: ForDataset) -> Built:
+        """The model on ``device``, weights checked, labels mapped, instance output on with ``ap``, its test-time
+        inference that of ``dataset`` (refused in one line where the family knows none there)."""
 
     @abstractmethod
     def random_model(self, device: str) -> PanopticModel | None:
@@ -245,6 +250,11 @@ class Family(ABC):
     def registered_models(self) -> list[ModelSpec]:
         """The models it lists beside the config files of ``configs/`` (this default: none)."""
         return []
+
+    def unavailable(self, spec: ModelSpec) -> str | None:
+        """Why a registered model cannot run here (a package its backbone needs is missing), in one line; None (this
+        default): it can.  ``--model all`` leaves such a model out, saying why; named, it is refused."""
+        return None
 
     def config_files(self, spec: ModelSpec) -> list[Path] | None:
         """The files that fix :meth:`ModelHandle.random_model`'s model (its counts' cache key); None (this default):

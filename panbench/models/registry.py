@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +89,8 @@ def resolve(names: str, config_dir: Path = CONFIG_DIR, dataset: str = "coco") ->
     out: list[ModelSpec] = []
     for raw in [n.strip() for n in names.split(",") if n.strip()]:
         prefixed = by_prefix(raw)
-        if raw == "all":  # the MMDetection models; transformers checkpoints (hub downloads) are chosen by name
-            out += [s for s in specs if s.dataset == dataset and FAMILIES[s.framework].in_all]
+        if raw == "all":
+            out += all_of(specs, dataset)
         elif prefixed is not None:
             out.append(ref_spec(prefixed[0], prefixed[1]))
         elif raw in by_name:
@@ -106,6 +107,18 @@ def resolve(names: str, config_dir: Path = CONFIG_DIR, dataset: str = "coco") ->
         raise PanbenchError(f"no model selected by --model {names!r}; run `panbench ls`")
     # "mask2former,all", or an alias beside its name: each model once
     return [s for k, s in enumerate(out) if all((s.name, s.config) != (u.name, u.config) for u in out[:k])]
+
+
+def all_of(specs: list[ModelSpec], dataset: str) -> list[ModelSpec]:
+    """``--model all`` on ``dataset``: its registered models of the families ``all`` takes (COCO's: the MMDetection
+    zoo; its transformers checkpoints, hub downloads, are chosen by name), else all its registered models; those
+    that cannot run here (:meth:`Family.unavailable`) left out with a note."""
+    own = [s for s in specs if s.dataset == dataset]
+    chosen = [s for s in own if FAMILIES[s.framework].in_all] or own
+    for s in chosen:
+        if (why := FAMILIES[s.framework].unavailable(s)) is not None:
+            print(f"note: --model all leaves out {why}", file=sys.stderr)
+    return [s for s in chosen if FAMILIES[s.framework].unavailable(s) is None]
 
 
 def ref_spec(fam: Family, ref: str) -> ModelSpec:

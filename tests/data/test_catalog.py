@@ -23,6 +23,8 @@ PACKAGE = REPO_ROOT / "panbench"
 BUILT_IN = {"coco", "demo"}
 # a name that is not the dataset panbench prepares: the file, the name, why
 OTHER_MEANINGS = {("robustness/corruptions.py", "cityscapes"): "Cityscapes-C, the benchmark of the corruptions"}
+# the registry of transformers checkpoints: each checkpoint's dataset, and its original's test input on each dataset
+REGISTRY = "models/hf/types.py"
 
 TOY_MODULE = '''
 from pathlib import Path
@@ -124,7 +126,7 @@ def named_outside(sources: dict[str, str], names: list[str]) -> list[str]:
     found = []
     for rel, text in sources.items():
         for name in names:
-            if rel in ("data/catalog.py", f"data/{name}.py") or (rel, name) in OTHER_MEANINGS:
+            if rel in ("data/catalog.py", f"data/{name}.py", REGISTRY) or (rel, name) in OTHER_MEANINGS:
                 continue
             word = re.compile(rf"\b{re.escape(name)}\b", re.IGNORECASE)
             found += [f"{rel}:{line}: {name}" for line, s in _words(text) if word.search(s)]

@@ -21,7 +21,7 @@ class PlainHandle(ModelHandle):
     def config_text(self, cfg_options, ap):
         return "plain", "0" * 16
 
-    def load_model(self, categories, checkpoint, trust, device, cfg_options, ap, any_rank):
+    def load_model(self, categories, checkpoint, trust, device, cfg_options, ap, any_rank, dataset):
         raise AssertionError("not loaded here")
 
     def random_model(self, device):

@@ -93,7 +93,7 @@ class Const(Abilities, torch.nn.Module):
 
 
 class ToyHandle(ModelHandle):
-    def load_model(self, categories, checkpoint, trust, device, cfg_options, ap, any_rank):
+    def load_model(self, categories, checkpoint, trust, device, cfg_options, ap, any_rank, dataset):
         text, digest = self.config_text(cfg_options, ap)
         return Built(Const(list(categories.names), list(categories.ids)).to(device), Weights(None, None, None), text,
                      digest, named=("Const", "none"))
@@ -208,7 +208,7 @@ def test_a_family_whose_model_lacks_the_abilities_defaults_is_refused_in_one_lin
                "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
-    assert "model family toy: its model (Const) lacks check_dataset, deferred, finish, finish_grid, " \
+    assert "model family toy: its model (Const) lacks deferred, finish, finish_grid, " \
            "forward_values" in err
     assert "derive its class from panbench.models.protocol.Abilities" in err
 

@@ -26,7 +26,7 @@ from panbench.models.hf.types import TYPES  # noqa: E402
 
 IMAGENET = SimpleNamespace(image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
                            size={"shortest_edge": 640, "longest_edge": 640})
-D2, DETR, EOMT = (original.protocol_for(TYPES[t], IMAGENET) for t in ("mask2former", "detr", "eomt"))
+D2, DETR, EOMT = (original.protocol_for(TYPES[t], IMAGENET, "coco") for t in ("mask2former", "detr", "eomt"))
 
 
 @pytest.mark.parametrize(("hw", "d2", "detr", "eomt"), [
@@ -243,23 +243,37 @@ def test_a_sweep_passes_the_pipeline_to_each_cells_eval_and_refuses_it_for_other
         _new_sweep(mixed)
 
 
-def test_the_originals_coco_sizes_are_refused_on_another_dataset_in_one_line(tmp_path, capsys) -> None:
-    """Mask2Former's original configs test Cityscapes at 1024-2048 and ADE20K at 640-2560, which panbench does not
-    know yet: ``--pipeline original`` off COCO (and the demo set) is refused, ``--pipeline transformers`` runs;
-    EoMT's square comes from its checkpoint's processor, so it runs on any dataset."""
+def test_each_dataset_runs_at_the_originals_test_size_there_and_an_unknown_one_is_refused(tmp_path) -> None:
+    """The originals' configs test Cityscapes at 1024-2048, ADE20K at 640-2560 and Mapillary Vistas at 2048-2048 (its
+    OBJECT_MASK_THRESHOLD 0.0; OneFormer's ADE20K 0.5): the model loaded for a dataset runs its size and threshold
+    there and records them; a model type whose original publishes none there (DETR on Cityscapes) is refused under
+    ``--pipeline original`` and runs under ``transformers``; EoMT's square comes from its processor anywhere."""
     from panbench.models.hf.model import load_hf_model
+    from panbench.models.protocol import ForDataset
 
     cats = SimpleNamespace(names=["person", "sky"], ids=[1, 2], isthing=[1, 0])
-    for kind, refused in (("mask2former", True), ("eomt", False)):
-        d = hf_tiny.build(kind, cats.names, tmp_path / kind)
-        own = load_hf_model(str(d), cats, "cpu").model
-        own.check_dataset("coco")
-        if refused:
-            with pytest.raises(PanbenchError, match="COCO test sizes .*pass --pipeline transformers"):
-                own.check_dataset("cityscapes")
-        else:
-            own.check_dataset("cityscapes")
-        load_hf_model(str(d), cats, "cpu", cfg_options={"pipeline": "transformers"}).model.check_dataset("cityscapes")
+    d = hf_tiny.build("mask2former", cats.names, tmp_path / "m2f")
+    want = {"coco": (800, 1333, 0.8), "cityscapes": (1024, 2048, 0.8), "ade20k": (640, 2560, 0.8),
+            "mapillary": (2048, 2048, 0.0)}
+    for name, (short, long, threshold) in want.items():
+        built = load_hf_model(str(d), cats, "cpu", dataset=ForDataset(name))
+        p = built.model.protocol
+        assert (p.short, p.long) == (short, long) and built.model.grid_own("threshold") == threshold
+        assert f"shortest edge {short}, longest at most {long}" in built.cfg_text
+        assert json.loads(built.cfg_text)["postprocess"]["threshold"] == threshold
+    one = load_hf_model(str(hf_tiny.build("oneformer", cats.names, tmp_path / "one")), cats, "cpu",
+                        dataset=ForDataset("ade20k"))
+    assert (one.model.protocol.short, one.model.grid_own("threshold")) == (640, 0.5)
+    detr = hf_tiny.build("detr", cats.names, tmp_path / "detr")
+    with pytest.raises(PanbenchError, match="DETR's own test sizes, which its configs give for coco, not cityscapes: "
+                                            "pass --pipeline transformers"):
+        load_hf_model(str(detr), cats, "cpu", dataset=ForDataset("cityscapes"))
+    plain = load_hf_model(str(detr), cats, "cpu", cfg_options={"pipeline": "transformers"},
+                          dataset=ForDataset("cityscapes"))
+    assert plain.model.protocol is None
+    eomt = load_hf_model(str(hf_tiny.build("eomt", cats.names, tmp_path / "eomt")), cats, "cpu",
+                         dataset=ForDataset("cityscapes"))
+    assert eomt.model.protocol.long == eomt.model.protocol.short
 
 
 def test_an_hf_record_from_before_the_pipelines_reads_as_transformers_run(tmp_path) -> None:

@@ -57,7 +57,7 @@ IS_THING = [c in THINGS for c in range(K + 1)]  # DETR's is_thing_map has "no ob
 
 
 def _protocol(kind: str) -> original.Original:
-    return original.protocol_for(TYPES[kind], PROCESSOR)
+    return original.protocol_for(TYPES[kind], PROCESSOR, "coco")
 
 
 @pytest.fixture(scope="session", autouse=True)

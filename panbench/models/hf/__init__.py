@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from panbench.errors import PanbenchError
 from panbench.models.hf.types import (
+    BACKBONE_NEEDS,
     PIPELINE_KEY,
     by_architecture,
     cfg_settings,
@@ -22,7 +23,7 @@ from panbench.models.protocol import Family, ModelHandle
 from panbench.ops.pairing import install_command
 
 if TYPE_CHECKING:
-    from panbench.models.protocol import Built
+    from panbench.models.protocol import Built, ForDataset
     from panbench.models.spec import ModelSpec
 
 
@@ -43,6 +44,18 @@ class TransformersFamily(Family):
 
     def registered_models(self) -> list[ModelSpec]:
         return models()
+
+    def unavailable(self, spec: ModelSpec) -> str | None:
+        """A registered checkpoint whose backbone needs a package that is not installed (DiNAT's natten)."""
+        import importlib.util
+
+        if spec.unregistered or (need := BACKBONE_NEEDS.get(spec.backbone)) is None:
+            return None
+        package, why = need
+        if importlib.util.find_spec(package) is not None:
+            return None
+        return (f"{spec.name}: {why}, and the {package} package is not installed; install a {package} build for the "
+                f"installed torch (pip install {package}; it compiles against torch)")
 
     def weights_state(self, spec: ModelSpec) -> str:
         """``cached`` when the model is in huggingface_hub's cache (or is a local directory), else ``download``."""
@@ -67,7 +80,8 @@ class TransformersHandle(ModelHandle):
     """An ``hf:`` model: its configuration is read as it loads (:func:`panbench.models.hf.model.load_hf_model`)."""
 
     def load_model(self, categories: Any, checkpoint: str | None, trust: bool, device: str,
-                   cfg_options: dict[str, Any] | None, ap: bool, any_rank: Callable[[bool], bool] | None) -> Built:
+                   cfg_options: dict[str, Any] | None, ap: bool, any_rank: Callable[[bool], bool] | None,
+                   dataset: ForDataset) -> Built:
         """``hf:<ref>`` -> :func:`panbench.models.hf.model.load_hf_model` (unregistered: names from its config);
         ``cfg_options``: its post-processing's settings (:func:`panbench.models.hf.types.cfg_settings`)."""
         from dataclasses import replace
@@ -80,7 +94,8 @@ class TransformersHandle(ModelHandle):
             raise PanbenchError(f"--checkpoint does not apply to hf:{spec.ref}; pass the model's directory as "
                                 "hf:DIR")
         assert spec.ref is not None
-        built = load_hf_model(spec.ref, categories, device, any_rank=any_rank, cfg_options=cfg_options)
+        built = load_hf_model(spec.ref, categories, device, any_rank=any_rank, cfg_options=cfg_options,
+                              dataset=dataset)
         if ap:  # AP from its instance post-processing, mIoU from its semantic one
             built.model.module.enable_instances()
         return built if spec.unregistered else replace(built, named=None)
@@ -103,6 +118,8 @@ class TransformersHandle(ModelHandle):
         checkpoint's architecture; other hub ids: the loader)."""
         spec = self.spec
         cfg_settings(spec.name, cfg_options)
+        if (why := TransformersFamily().unavailable(spec)) is not None:
+            raise PanbenchError(f"{why}, or leave the model out of --model (nothing was run)")
         kind = _local_model_type(spec)
         mtype = by_architecture(spec.architecture) if kind is None else describe(kind, f"hf:{spec.ref}")
         refusal = None if mtype is None else postprocess_refusal(str(spec.ref), postprocess, spec.name, mtype)

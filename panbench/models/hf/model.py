@@ -38,6 +38,7 @@ from panbench.models.hf.fusion import (
     OriginalFusion,
     to_panbench_segments,
 )
+from panbench.models.hf.labels import map_labels
 from panbench.models.hf.original import padded_size as original_padded_size
 from panbench.models.hf.original import preprocess, protocol_for, read_rgb
 from panbench.models.hf.types import (
@@ -46,11 +47,13 @@ from panbench.models.hf.types import (
     Original,
     cfg_settings,
     describe,
+    own_settings,
     pipeline_of,
     postprocess_refusal,
+    unknown_test_input,
 )
 from panbench.models.postprocess import PostProcess
-from panbench.models.protocol import Abilities, Built, Weights, timed_calls
+from panbench.models.protocol import Abilities, Built, ForDataset, Weights, timed_calls
 from panbench.ops.pairing import install_command
 
 INSTANCE_SOURCE = "transformers post_process_instance_segmentation"  # the record's ap_source
@@ -83,9 +86,11 @@ class HFPanoptic(Abilities, torch.nn.Module):
     """A transformers model and its processor as a ``PanopticModel``; its fusion stage is :class:`Fusion`."""
 
     def __init__(self, model: Any, processor: Any, mtype: ModelType, fusion: Fusion, names: list[str],
-                 label2cat: list[int], where: str = "hf model") -> None:
+                 label2cat: list[int], where: str = "hf model", own: dict[str, float] | None = None) -> None:
         super().__init__()
         self.model, self.processor, self.mtype = model, processor, mtype  # mtype: its model type's description
+        # the post-processing settings of the original on the run's dataset (its type's, its threshold there)
+        self.own: dict[str, float] = dict(mtype.settings if own is None else own)
         # --pipeline original: the original's pre- and post-processing (:mod:`.original`); None: transformers'
         self.protocol = fusion.protocol if isinstance(fusion, OriginalFusion) else None
         # OneFormer's "panoptic" task under the original's input, tokenised by its processor once
@@ -230,9 +235,9 @@ class HFPanoptic(Abilities, torch.nn.Module):
         return None if value is None else float(value)
 
     def grid_own(self, key: str) -> float | None:
-        """The model type's own value of post-processing argument ``key`` (:attr:`ModelType.settings`), None for
-        another key."""
-        return self.mtype.settings.get(key)
+        """The original's own value of post-processing argument ``key`` on the run's dataset (:attr:`own`), None
+        for another key."""
+        return self.own.get(key)
 
     def finish_grid(self, outputs: list[Any], settings: list[Setting]) -> Iterator[list[HFOutput]]:
         """A deferred forward's outputs under each of ``settings`` in turn (docs/eval.md, "Grids"): per setting, one
@@ -262,7 +267,7 @@ class HFPanoptic(Abilities, torch.nn.Module):
             shares = [self.fusion.share(outputs, i, size, padded) for i, size in enumerate(sizes)] if keep else images
         shared: list[dict[str, Any]] = [{} for _ in images]
         for st in settings:
-            values = {**self.mtype.settings, **cfg_settings(self.where, st.cfg_options)}
+            values = {**self.own, **cfg_settings(self.where, st.cfg_options)}
             step = {"pipeline": pipeline_of(self.where, st.cfg_options, self.mtype)} if self.protocol is not None \
                 else {}
             with pending.under():
@@ -352,15 +357,6 @@ class HFPanoptic(Abilities, torch.nn.Module):
                                 "model label, and labels of this model map to no category (N/A); leave "
                                 "--postprocess out")
 
-    def check_dataset(self, name: str) -> None:
-        """Under the original's input, a dataset its COCO configs' test sizes are not for (docs/huggingface.md,
-        "Pipelines") is refused in one line."""
-        p = self.protocol
-        if p is not None and p.datasets is not None and name not in p.datasets:
-            raise PanbenchError(f"{self.where}: --pipeline original runs the original's COCO test sizes (shortest edge "
-                                f"{p.short}, longest {p.long}); its configs use others on {name}, which panbench does "
-                                "not know yet: pass --pipeline transformers")
-
     def compile_targets(self) -> list[tuple[str, Any]]:
         """The network whole (post-processing stays eager), as EoMT's published FPS was measured."""
         return [("model", self.model)]
@@ -434,59 +430,6 @@ def digest(d: Path) -> str:
     return h.hexdigest()
 
 
-PLACEHOLDERS = ("n/a",)  # DETR's label name for the COCO ids no category uses: never predicted, never mapped
-
-
-def _label_key(name: str) -> str:
-    """Case, surrounding and repeated spaces, and ``_`` for a space do not count."""
-    return " ".join(str(name).replace("_", " ").split()).casefold()
-
-
-def _stem(name: str) -> str:
-    """:func:`_label_key` without ``-merged`` then ``-other`` suffixes (``wall-other-merged``: wall)."""
-    return _label_key(name).removesuffix("-merged").removesuffix("-other")
-
-
-def _few(items: list[str], k: int = 5) -> str:
-    return ", ".join(repr(x) for x in items[:k]) + (f", ... ({len(items)} in all)" if len(items) > k else "")
-
-
-def map_labels(id2label: dict[int, str], categories: Any, where: str) -> tuple[list[int], list[int], list[int]]:
-    """The model's labels -> the dataset's categories by name (docs/huggingface.md): label ids, categories, skips."""
-    exact = dict(zip(categories.names, categories.ids))
-    by: dict[str, dict[str, list[int]]] = {"norm": {}, "stem": {}}
-    for n, cid in zip(categories.names, categories.ids):
-        by["norm"].setdefault(_label_key(n), []).append(cid)
-        by["stem"].setdefault(_stem(n), []).append(cid)
-    mapping: dict[int, int] = {}
-    unmapped, skipped = [], []
-    for hid, name in sorted((int(k), v) for k, v in id2label.items()):
-        if _label_key(name) in PLACEHOLDERS:
-            skipped.append(hid)
-            continue
-        cid = exact.get(name)
-        for kind, key in (("norm", _label_key(name)), ("stem", _stem(name))):
-            if cid is None and len(by[kind].get(key, [])) == 1:
-                cid = by[kind][key][0]
-        if cid is None:
-            unmapped.append(name)
-        else:
-            mapping[hid] = cid
-    if unmapped:
-        raise PanbenchError(f"{where}: {len(unmapped)} of the model's {len(id2label)} labels are not categories of "
-                            f"the dataset: {_few(unmapped)}; evaluate on the dataset the model was trained for "
-                            "(--dataset) (label mapping rule: docs/huggingface.md)")
-    owner: dict[int, int] = {}
-    for hid, cid in mapping.items():
-        if cid in owner:
-            raise PanbenchError(f"{where}: the model's labels {id2label[owner[cid]]!r} and {id2label[hid]!r} both map "
-                                f"to category {cid}; the model's labels must name distinct categories")
-        owner[cid] = hid
-    isthing = dict(zip(categories.ids, categories.isthing))
-    order = sorted(mapping, key=lambda h: (not isthing[mapping[h]], h))
-    return order, [mapping[h] for h in order], skipped
-
-
 def backbone_packages(cfg: Any) -> tuple[str, ...]:
     """``("timm",)`` when the model's config builds a timm backbone (DETR's hub checkpoints), else nothing."""
     kind = str(getattr(getattr(cfg, "backbone_config", None), "model_type", None) or "")
@@ -507,12 +450,14 @@ def processor_backend(version: str) -> dict[str, Any]:
 
 #: hf:<ref> -> what its latest load in this process records of it but the post-processing settings
 _RECORDED: dict[str, dict[str, Any]] = {}
+_OWN: dict[str, dict[str, float]] = {}  # hf:<ref> -> the original's settings on its latest load's dataset
 
 
 def load_hf_model(ref: str, categories: Any, device: str, any_rank: Callable[[bool], bool] | None = None,
-                  cfg_options: dict[str, Any] | None = None) -> Built:
-    """``hf:<ref>`` -> the model on ``device`` and its provenance; ``cfg_options``: its post-processing's
-    settings in place of its type's own (:func:`panbench.models.hf.types.cfg_settings`)."""
+                  cfg_options: dict[str, Any] | None = None, dataset: ForDataset = ForDataset()) -> Built:
+    """``hf:<ref>`` -> the model on ``device`` and its provenance, its inference the original's on ``dataset``;
+    ``cfg_options``: its post-processing's settings in place of the original's (:func:`panbench.models.hf.types.
+    cfg_settings`)."""
     d, hub_id = resolve_dir(ref, any_rank)
     where = f"hf:{ref}"
     transformers = _quiet_transformers()
@@ -520,31 +465,30 @@ def load_hf_model(ref: str, categories: Any, device: str, any_rank: Callable[[bo
 
     cfg = _config(AutoConfig, d)
     mtype = describe(cfg.model_type, where)
-    if mtype.resize_shim and importlib.util.find_spec("torchvision") is None:
-        _oneformer_resize_without_torchvision()
-    auto = AutoProcessor if mtype.task_prompt else AutoImageProcessor
-    backend = processor_backend(transformers.__version__)
-    processor = _step(lambda: auto.from_pretrained(d, **backend), d,
-                      "its processor does not load (preprocessor_config.json)")
+    processor = _processor(d, mtype, AutoProcessor if mtype.task_prompt else AutoImageProcessor,
+                           transformers.__version__)
     # float32 whatever dtype the weights were saved in (transformers 5 loads them as saved, "auto"): --amp is
     # the one way to run reduced precision, and the record's "amp" says which
     dtype_kw = "dtype" if _version(transformers.__version__) >= (4, 56) else "torch_dtype"
     model = _step(lambda: AutoModelForUniversalSegmentation.from_pretrained(d, **{dtype_kw: torch.float32}), d,
                   "the model does not load")
     model.eval()
-    order, label2cat, skipped = map_labels(cfg.id2label, categories, where)
+    order, label2cat, skipped = map_labels(cfg.id2label, categories, where, dataset.aliases)
     if len(order) >= INSTANCE_OFFSET:  # --postprocess's panoptic map carries label + instance * 1000
         raise PanbenchError(f"{where}: {len(order)} labels; panbench's panoptic encoding takes at most 999")
     isthing = dict(zip(categories.ids, categories.isthing))
     fuse = {h for h, c in zip(order, label2cat) if not isthing[c]}
-    settings = {**mtype.settings, **cfg_settings(where, cfg_options)}
     pipeline = pipeline_of(where, cfg_options, mtype)
     image_processor = getattr(processor, "image_processor", processor)
-    own = protocol_for(mtype, image_processor)  # the original's inference of this checkpoint (None: not known)
+    own = protocol_for(mtype, image_processor, dataset.name)  # the original's inference there (None: not known)
+    if own is None and pipeline != "transformers":
+        raise PanbenchError(unknown_test_input(where, mtype, dataset.name))
+    base = own_settings(mtype, own)
+    settings = {**base, **cfg_settings(where, cfg_options)}
     fusion = _fusion(mtype, image_processor, settings, order, sum(bool(isthing[c]) for c in label2cat), fuse,
                      len(cfg.id2label), None if pipeline == "transformers" else own, pipeline)
     names = [cfg.id2label[h] for h in order]
-    module = HFPanoptic(model, processor, mtype, fusion, names, label2cat, where).to(device)
+    module = HFPanoptic(model, processor, mtype, fusion, names, label2cat, where, base).to(device)
     # the resolved configuration the run records (its sha256 is the config hash)
     meta = {k: v for k, v in cfg.to_dict().items() if k not in ("_name_or_path", "transformers_version")}
     _RECORDED[ref] = {"framework": "transformers", "model_type": cfg.model_type, "model_class": type(model).__name__,
@@ -553,9 +497,19 @@ def load_hf_model(ref: str, categories: Any, device: str, any_rank: Callable[[bo
                       "skipped_labels": skipped, "transformers": transformers.__version__}
     if own is not None:
         _RECORDED[ref]["original"] = own.describe()  # in the config text of a run under its input
+    _OWN[ref] = base
     return Built(module, Weights(d, digest(d), hub_id), *recorded_config(ref, settings, pipeline),
                  named=(mtype.architecture, backbone_name(cfg) or mtype.backbone), packages=backbone_packages(cfg),
                  pipeline=pipeline)
+
+
+def _processor(d: Path, mtype: ModelType, auto: Any, version: str) -> Any:
+    """The checkpoint's processor (its PIL backend), OneFormer's with its resize stand-in where torchvision is
+    missing."""
+    if mtype.resize_shim and importlib.util.find_spec("torchvision") is None:
+        _oneformer_resize_without_torchvision()
+    backend = processor_backend(version)
+    return _step(lambda: auto.from_pretrained(d, **backend), d, "its processor does not load (preprocessor_config.json)")
 
 
 def _quiet_transformers() -> Any:
@@ -588,7 +542,7 @@ def recorded_config(ref: str, settings: dict[str, float], pipeline: str | None) 
         raise PanbenchError(f"hf:{ref}: its configuration is read as it loads; load the model first")
     described = dict(_RECORDED[ref])
     mtype = describe(described["model_type"], f"hf:{ref}")
-    own = mtype.settings
+    own = _OWN.get(ref, mtype.settings)
     pipeline = pipeline_of(f"hf:{ref}", None if pipeline is None else {PIPELINE_KEY: pipeline}, mtype)
     if pipeline == "transformers":  # the original's input and what it runs after it: every other pipeline's
         described.pop("original", None)

@@ -35,11 +35,12 @@ from panbench.errors import PanbenchError
 from panbench.models.hf.types import ModelType, Original
 
 
-def protocol_for(mtype: ModelType, processor: Any) -> Original | None:
-    """``mtype``'s original inference with the mean and std of its checkpoint's processor (the originals' configs
-    hold the same ImageNet values: detectron2's on the 0-255 scale, 0.485 -> 123.675) and, for EoMT, the square
-    size of its processor."""
-    p = mtype.original
+def protocol_for(mtype: ModelType, processor: Any, dataset: str) -> Original | None:
+    """``mtype``'s original inference on ``dataset`` (its configs' test size and threshold there) with the mean and
+    std of its checkpoint's processor (the originals' configs hold the same ImageNet values: detectron2's on the
+    0-255 scale, 0.485 -> 123.675) and, for EoMT, the square size of its processor; None where the original's
+    inference there is not known."""
+    p = None if mtype.original is None else mtype.original.on(dataset)
     if p is None:
         return None
     mean = tuple(float(m) for m in getattr(processor, "image_mean", (0.485, 0.456, 0.406)))

@@ -14,6 +14,20 @@ from panbench.models.spec import ModelSpec
 QUERY_MASK_MODES = ("default", "maskwise", "argmax")  # --postprocess of a mask-classification model
 
 
+COCO_SIZED = ("coco", "demo", "coconut")  # datasets of COCO's images (the demo set is made at COCO's scale)
+
+
+@dataclass(frozen=True)
+class DatasetTest:
+    """An original's test input on one dataset, from its config for that dataset: ``INPUT.MIN_SIZE_TEST`` and
+    ``MAX_SIZE_TEST``, and ``TEST.OBJECT_MASK_THRESHOLD`` where it differs from the model type's own."""
+
+    short: int
+    long: int
+    config: str  # the config file(s) it is read from
+    threshold: float | None = None
+
+
 @dataclass(frozen=True)
 class Original:
     """The original repository's own test-time inference of a model type (``--pipeline original``, run by
@@ -34,12 +48,23 @@ class Original:
     fusion: str
     source: str  # the repository, commit and files it follows
     exif: bool = True  # detectron2's read_image turns an image by its EXIF orientation; DETR's and EoMT's do not
-    # the datasets whose test sizes these are (their COCO configs; the demo set is made at COCO's scale); None: the
-    # checkpoint's processor gives them (EoMT's square, one checkpoint per dataset)
-    datasets: tuple[str, ...] | None = ("coco", "demo")
+    # the test input and threshold of its configs on each dataset (``short``/``long`` above: COCO's, also the demo
+    # set's and COCONut's, COCO's images relabeled); EoMT's square comes from the checkpoint's processor
+    tests: dict[str, DatasetTest] = field(default_factory=dict)
     pixel_mask: bool = False  # the network is given the padded batch's pixel mask (DETR's NestedTensor)
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
+    threshold: float | None = None  # the dataset's OBJECT_MASK_THRESHOLD where its config sets its own
+
+    def on(self, dataset: str) -> Original | None:
+        """This inference on ``dataset``: its configs' test size and threshold there; None where they are not
+        known (a dataset the original publishes no model of)."""
+        if self.resize == "long_side" or dataset in COCO_SIZED:
+            return self
+        if (t := self.tests.get(dataset)) is None:
+            return None
+        return replace(self, short=t.short, long=t.long, threshold=t.threshold,
+                       source=f"{self.source.split(', configs/')[0]}, {t.config}")
 
     def describe(self) -> str:
         """One line: the input size and padding, the fusion and the source (the record's config text)."""
@@ -47,12 +72,25 @@ class Original:
                 "shortest_edge_floor": f"shortest edge {self.short}, longest at most {self.long} (DETR's rounding)",
                 "long_side": f"long side {self.long}, zero-padded to {self.long}x{self.long}"}[self.resize]
         pad = f", padded to a multiple of {self.divisor}" if self.divisor > 1 else ""
-        return f"{size}{pad}; fusion {self.fusion}; {self.source}"
+        own = "" if self.threshold is None else f"; OBJECT_MASK_THRESHOLD {self.threshold}"
+        return f"{size}{pad}; fusion {self.fusion}{own}; {self.source}"
 
 
+_M2F_CFG = "configs/{}/panoptic-segmentation/Base-{}-PanopticSegmentation.yaml"
 _D2_M2F = Original("shortest_edge", 800, 1333, 32, 255.0, "own_mask",
                    "facebookresearch/Mask2Former@9b0651c mask2former/maskformer_model.py (MaskFormer.forward), "
-                   "configs/coco/panoptic-segmentation/*.yaml")
+                   "configs/coco/panoptic-segmentation/*.yaml",
+                   tests={"ade20k": DatasetTest(640, 2560, _M2F_CFG.format("ade20k", "ADE20K")),
+                          "cityscapes": DatasetTest(1024, 2048, _M2F_CFG.format("cityscapes", "Cityscapes")),
+                          # maskformer_R50_bs16_300k.yaml (the Swin-L config's base): OBJECT_MASK_THRESHOLD 0.0
+                          "mapillary": DatasetTest(2048, 2048, _M2F_CFG.format("mapillary-vistas", "MapillaryVistas") +
+                                                   ", maskformer_R50_bs16_300k.yaml", threshold=0.0)})
+# OneFormer's Swin-L configs: ADE20K 640 (its 896 and 1280 models are not registered), OBJECT_MASK_THRESHOLD 0.5
+_ONEFORMER_TESTS = {
+    "ade20k": DatasetTest(640, 2560, "configs/ade20k/swin/oneformer_swin_large_bs16_160k.yaml, "
+                          "oneformer_R50_bs16_160k.yaml", threshold=0.5),
+    "cityscapes": DatasetTest(1024, 2048, "configs/cityscapes/Base-Cityscapes-UnifiedSegmentation.yaml"),
+    "mapillary": DatasetTest(2048, 2048, "configs/mapillary_vistas/Base-Mapillary-UnifiedSegmentation.yaml")}
 
 
 @dataclass(frozen=True)
@@ -107,7 +145,7 @@ _EOMT = ModelType(
     stuff_keyword="stuff_classes", pad_square=True, pixel_mask=False, segments_from_logits=True,
     original=Original("long_side", 640, 640, 0, 1.0, "own_mask",
                       "tue-mps/eomt@7bd19dd training/lightning_module.py, training/mask_classification_panoptic.py",
-                      exif=False, datasets=None),
+                      exif=False),
     no_semantic=("its post_process_semantic_segmentation reads the sliding-window crops of EoMT's semantic "
                  "set-up (patch_offsets), not the padded square of panoptic inference: mIoU is the panoptic output's"),
     postprocess_refusal=("EoMT's query masks cover its padded square input, which panbench's maskwise and argmax "
@@ -120,7 +158,7 @@ TYPES: dict[str, ModelType] = {
     "oneformer": replace(_MASKFORMER, architecture="OneFormer", task_prompt=True, resize_shim=True,
                          instance_settings={"task_type": "instance", "is_demo": True, "threshold": 0.0},
                          original=replace(_D2_M2F, source="SHI-Labs/OneFormer@4962ef6 oneformer/oneformer_model.py "
-                                          "(OneFormer.forward), configs/coco/*.yaml")),
+                                          "(OneFormer.forward), configs/coco/*.yaml", tests=_ONEFORMER_TESTS)),
     "detr": ModelType(
         architecture="DETR", backbone="?",
         settings={"threshold": 0.85, "mask_threshold": 0.5, "overlap_mask_area_threshold": 0.8},
@@ -153,6 +191,22 @@ def describe(model_type: str, where: str) -> ModelType:
     why = REFUSED.get(model_type, "not a panoptic model type panbench describes (panbench/models/hf/types.py)")
     raise PanbenchError(f"{where}: model type '{model_type}' is {why}; panbench runs the model types "
                         f"{', '.join(sorted(TYPES))}: pass a model of one of them")
+
+
+def own_settings(mtype: ModelType, protocol: Original | None) -> dict[str, float]:
+    """The original's post-processing settings on a dataset: its model type's, with the dataset's threshold where its
+    config sets its own (``protocol``: the original's inference there, :meth:`Original.on`)."""
+    if protocol is None or protocol.threshold is None:
+        return dict(mtype.settings)
+    return {**mtype.settings, "threshold": protocol.threshold}
+
+
+def unknown_test_input(where: str, mtype: ModelType, dataset: str) -> str:
+    """The one line refusing ``--pipeline original`` of ``mtype`` on a dataset its original publishes no model of."""
+    assert mtype.original is not None
+    known = ", ".join(sorted({"coco", *mtype.original.tests}))
+    return (f"{where}: --pipeline original runs {mtype.architecture}'s own test sizes, which its configs give for "
+            f"{known}, not {dataset}: pass --pipeline transformers")
 
 
 def by_architecture(architecture: str) -> ModelType | None:
@@ -264,6 +318,49 @@ _EOMT_DINOV3_TABLE: list[tuple[str, str, str, str, float, float]] = [
 ]
 
 
+# checkpoints of other datasets, run at each original's test size there (Original.tests): name, hub id,
+# architecture, backbone, dataset, published (PQ, PQ_th, PQ_st where printed; AP and mIoU of the same model: its
+# instance and semantic inference), source, input size
+_M2F_ZOO = "facebookresearch/Mask2Former MODEL_ZOO.md, {} panoptic table"
+_ONEFORMER_ZOO = "SHI-Labs/OneFormer README.md, {} table (single-scale mIoU)"
+_DATASET_TABLE: list[tuple[str, str, str, str, str, dict[str, float], str, str]] = [
+    ("hf-mask2former_swin-t-cityscapes", "facebook/mask2former-swin-tiny-cityscapes-panoptic", "Mask2Former",
+     "Swin-T", "cityscapes", {"PQ": 63.9, "AP": 39.1, "mIoU": 80.5}, _M2F_ZOO.format("Cityscapes"), "1024-2048"),
+    ("hf-mask2former_swin-s-cityscapes", "facebook/mask2former-swin-small-cityscapes-panoptic", "Mask2Former",
+     "Swin-S", "cityscapes", {"PQ": 64.8, "AP": 40.7, "mIoU": 81.8}, _M2F_ZOO.format("Cityscapes"), "1024-2048"),
+    ("hf-mask2former_swin-b-cityscapes", "facebook/mask2former-swin-base-IN21k-cityscapes-panoptic", "Mask2Former",
+     "Swin-B (IN-21k)", "cityscapes", {"PQ": 66.1, "AP": 42.8, "mIoU": 82.7}, _M2F_ZOO.format("Cityscapes"),
+     "1024-2048"),
+    ("hf-mask2former_swin-l-cityscapes", "facebook/mask2former-swin-large-cityscapes-panoptic", "Mask2Former",
+     "Swin-L (IN-21k)", "cityscapes", {"PQ": 66.6, "AP": 43.6, "mIoU": 82.9}, _M2F_ZOO.format("Cityscapes"),
+     "1024-2048"),
+    ("hf-mask2former_swin-l-ade20k", "facebook/mask2former-swin-large-ade-panoptic", "Mask2Former",
+     "Swin-L (IN-21k)", "ade20k", {"PQ": 48.1, "AP": 34.2, "mIoU": 54.5}, _M2F_ZOO.format("ADE20K"), "640-2560"),
+    ("hf-mask2former_swin-l-mapillary", "facebook/mask2former-swin-large-mapillary-vistas-panoptic", "Mask2Former",
+     "Swin-L (IN-21k)", "mapillary", {"PQ": 45.5, "mIoU": 60.8}, _M2F_ZOO.format("Mapillary Vistas"), "2048-2048"),
+    ("hf-oneformer_swin-l-ade20k", "shi-labs/oneformer_ade20k_swin_large", "OneFormer", "Swin-L (IN-21k)", "ade20k",
+     {"PQ": 49.8, "AP": 35.9, "mIoU": 57.0}, _ONEFORMER_ZOO.format("ADE20K, 640x640"), "640-2560"),
+    ("hf-oneformer_swin-l-cityscapes", "shi-labs/oneformer_cityscapes_swin_large", "OneFormer", "Swin-L (IN-21k)",
+     "cityscapes", {"PQ": 67.2, "AP": 45.6, "mIoU": 83.0}, _ONEFORMER_ZOO.format("Cityscapes"), "1024-2048"),
+    ("hf-oneformer_dinat-l-ade20k", "shi-labs/oneformer_ade20k_dinat_large", "OneFormer", "DiNAT-L (IN-21k)",
+     "ade20k", {"PQ": 50.5, "AP": 36.0, "mIoU": 58.3}, _ONEFORMER_ZOO.format("ADE20K, 640x640"), "640-2560"),
+    ("hf-oneformer_dinat-l-cityscapes", "shi-labs/oneformer_cityscapes_dinat_large", "OneFormer", "DiNAT-L (IN-21k)",
+     "cityscapes", {"PQ": 67.6, "AP": 45.6, "mIoU": 83.1}, _ONEFORMER_ZOO.format("Cityscapes"), "1024-2048"),
+]
+# what a backbone needs beyond transformers (transformers' DiNAT runs natten's neighbourhood-attention kernels)
+BACKBONE_NEEDS = {"DiNAT-L (IN-21k)": ("natten", "its DiNAT backbone runs natten's neighbourhood attention")}
+
+# EoMT's ADE20K panoptic checkpoints (tue-mps/eomt model_zoo/dinov2.md at commit 7bd19dd, ADE20K panoptic tables:
+# COCO-pretrained; FPS on an NVIDIA H100 where the table prints one beside it)
+_EOMT_ADE = "tue-mps/eomt model_zoo/dinov2.md, ADE20K panoptic tables (FPS: NVIDIA H100, torch.compile)"
+_EOMT_ADE_TABLE: list[tuple[str, str, str, str, float, float | None]] = [
+    ("hf-eomt_l-640-ade20k", "tue-mps/ade20k_panoptic_eomt_large_640", "ViT-L (DINOv2)", "640x640", 50.6, 128),
+    ("hf-eomt_g-640-ade20k", "tue-mps/ade20k_panoptic_eomt_giant_640", "ViT-g (DINOv2)", "640x640", 51.3, 55),
+    ("hf-eomt_l-1280-ade20k", "tue-mps/ade20k_panoptic_eomt_large_1280", "ViT-L (DINOv2)", "1280x1280", 51.7, 30),
+    ("hf-eomt_g-1280-ade20k", "tue-mps/ade20k_panoptic_eomt_giant_1280", "ViT-g (DINOv2)", "1280x1280", 52.8, None),
+]
+
+
 def models() -> list[ModelSpec]:
     """The registered transformers checkpoints, in table order."""
     hf = "transformers"
@@ -274,10 +371,15 @@ def models() -> list[ModelSpec]:
                        published_rules="panopticapi" if published else None,
                        published_pipeline="original" if published else None)
              for name, ref, arch, backbone, published, source in _HF_TABLE]
-    return specs + [ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture="EoMT", backbone=backbone, ref=ref,
-                              published={"PQ": pq, "PQ_th": None, "PQ_st": None}, published_source=source,
-                              input_size=size, published_fps=fps, published_fps_device="NVIDIA H100",
-                              framework=hf, published_rules="eomt",  # EoMT's own evaluation (docs/pq-rules.md)
-                              published_pipeline="original")
-                    for table, source in ((_EOMT_TABLE, _EOMT_ZOO), (_EOMT_DINOV3_TABLE, _EOMT_DINOV3))
-                    for name, ref, backbone, size, pq, fps in table]
+    specs += [ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture="EoMT", backbone=backbone, ref=ref,
+                        published={"PQ": pq, "PQ_th": None, "PQ_st": None}, published_source=source,
+                        input_size=size, published_fps=fps, published_fps_device="NVIDIA H100" if fps else None,
+                        framework=hf, published_rules="eomt",  # EoMT's own evaluation (docs/pq-rules.md)
+                        published_pipeline="original", dataset=dataset)
+              for table, source, dataset in ((_EOMT_TABLE, _EOMT_ZOO, "coco"), (_EOMT_DINOV3_TABLE, _EOMT_DINOV3, "coco"),
+                                             (_EOMT_ADE_TABLE, _EOMT_ADE, "ade20k"))
+              for name, ref, backbone, size, pq, fps in table]
+    return specs + [ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture=arch, backbone=backbone, ref=ref,
+                              published=dict(published), published_source=source, framework=hf, input_size=size,
+                              published_rules="panopticapi", published_pipeline="original", dataset=dataset)
+                    for name, ref, arch, backbone, dataset, published, source, size in _DATASET_TABLE]

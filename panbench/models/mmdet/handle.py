@@ -13,7 +13,7 @@ import panbench.models.mmdet.mm as mm
 from panbench.errors import PanbenchError
 from panbench.models import checkpoints
 from panbench.models.mmdet.family import MMDetModel, panoptic_only
-from panbench.models.protocol import Built, ModelHandle, Weights
+from panbench.models.protocol import Built, ForDataset, ModelHandle, Weights
 from panbench.resources import committed_checkpoints
 
 if TYPE_CHECKING:
@@ -48,8 +48,10 @@ class MMDetHandle(ModelHandle):
         return cfg
 
     def load_model(self, categories: Any, checkpoint: str | None, trust: bool, device: str,
-                   cfg_options: dict[str, Any] | None, ap: bool, any_rank: Callable[[bool], bool] | None) -> Built:
-        """Config (with ``--cfg-options``) -> model with checked weights on ``device``, class mapping, pipeline."""
+                   cfg_options: dict[str, Any] | None, ap: bool, any_rank: Callable[[bool], bool] | None,
+                   dataset: ForDataset) -> Built:
+        """Config (with ``--cfg-options``) -> model with checked weights on ``device``, class mapping, pipeline (the
+        config's own on every dataset)."""
         spec = self.spec
         cfg = self.run_config(cfg_options, ap)
         cfg_text, cfg_hash = mm.config_text_and_hash(cfg)
