@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ade_tiny import ADE_IDS, make_ade  # noqa: F401  (tests/data/ade_tiny.py; test_converted_eval imports it here)
 from PIL import Image
 
 from panbench.cli import main
@@ -102,30 +103,6 @@ def test_cityscapes_missing_files(tmp_path: Path, capsys: pytest.CaptureFixture[
     err = capsys.readouterr().err
     assert "cityscapes_panoptic_val.json: dataset 'cityscapes' not found" in err
     assert "panbench data cityscapes --from DIR" in err
-
-
-ADE_IDS = ["ADE_val_00000001", "ADE_val_00000002"]
-
-
-def make_ade(src: Path) -> None:
-    """ADEChallengeData2016: images/validation/*.jpg, annotations/validation/*.png (class + 1, 0 = other),
-    annotations_instance/validation/*.png (R = instance-challenge class, 1-based; G = instance number)."""
-    for sub in ("images", "annotations", "annotations_instance"):
-        (src / sub / "validation").mkdir(parents=True, exist_ok=True)
-        (src / sub / "training").mkdir(parents=True, exist_ok=True)
-    for k, image_id in enumerate(ADE_IDS):
-        sem = np.full((H, W), 1, np.uint8)  # wall (semantic class 0): stuff
-        sem[:2] = 0  # "other": VOID
-        sem[2:6, :6] = 3  # sky (stuff)
-        sem[6:, :8] = 8  # bed (semantic 7, a thing class)
-        sem[6:, 8:12] = 13  # person (semantic 12)
-        ins = np.zeros((H, W, 3), np.uint8)
-        ins[6:10, :8] = (1, 1, 0)  # a bed (instance class 1); rows 10-11 of the bed region have no instance
-        ins[6:, 8:10] = (4, 2, 0)  # a person (instance class 4)
-        ins[6:, 10:12] = (4, 3 + k, 0)  # another person
-        Image.fromarray(np.full((H, W, 3), 30 * k, np.uint8)).save(src / "images" / "validation" / f"{image_id}.jpg")
-        Image.fromarray(sem).save(src / "annotations" / "validation" / f"{image_id}.png")
-        Image.fromarray(ins).save(src / "annotations_instance" / "validation" / f"{image_id}.png")
 
 
 def test_ade20k_conversion(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
