@@ -82,6 +82,7 @@ class Common:
     format: argparse.ArgumentParser  # --format (of the tables)
     figures: argparse.ArgumentParser  # --figure-format, --dpi, --figure-width (of the figures)
     reference: argparse.ArgumentParser  # --reference
+    by: argparse.ArgumentParser  # --by dataset: one table (report section, figure) across datasets
     json: argparse.ArgumentParser  # --json
     out: argparse.ArgumentParser  # --out
     per_image: argparse.ArgumentParser  # --per-image
@@ -348,6 +349,12 @@ _GROUPS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "reference": _flags(("--reference", dict(metavar="MODEL", help="the run the paired differences are taken to (a "
                                              "model name, or a label as the table prints it); default: the best PQ "
                                              "on each dataset"))),
+    "by": _flags(("--by", dict(choices=["dataset"], help="dataset: one table across datasets (table prints it instead "
+                               "of its own, report adds it as a section, plot draws it instead, in "
+                               "RESULTS/plots/across-datasets/): a row per architecture and backbone, a column group "
+                               "per dataset with PQ, PQ things, PQ stuff, AP and mIoU where its runs have them, each "
+                               "published number beside the measured one; the latest run of each, clean runs only, "
+                               "nothing ranked across datasets (docs/reporting.md)"))),
     "json": _flags(("--json", dict(_STORE_TRUE, help="print one JSON object instead of the table"))),
     "out": _flags(("--out", dict(metavar="FILE", help="the file written (default: under RESULTS, as the description "
                                  "says)"))),

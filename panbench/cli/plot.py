@@ -9,13 +9,13 @@ from pathlib import Path
 from panbench.announce import announce
 from panbench.cli.options import Common, check_results, check_writable
 from panbench.errors import PanbenchError
-from panbench.reporting.figure_files import figure_output, writing_figures
+from panbench.reporting.figure_files import figure_output, replace_figures, writing_figures
 from panbench.reporting.figure_style import figure_width
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     return sub.add_parser(
-        "plot", parents=[common.results, common.only_dataset, common.figures],
+        "plot", parents=[common.results, common.only_dataset, common.figures, common.by],
         help="plots of the results (PNG, PDF or SVG; matplotlib)",
         description="Per dataset, under RESULTS/plots/<dataset>/ (`panbench report` draws its own in "
         "RESULTS/report_files/ and leaves these; a dataset with runs on several image sets, which the table ranks "
@@ -26,7 +26,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
         "object size and the errors by type, and for runs whose segments have scores, PQ against the score threshold "
         "(pq_score_threshold.png: the model's own threshold and the best marked) and a reliability diagram per run "
         "(reliability.png); per grid of `eval --grid`, grid_<model>_<keys>.png: PQ, PQ things and PQ "
-        "stuff against each value it varies, with their 95% intervals, the model's own setting and the best marked.")
+        "stuff against each value it varies, with their 95% intervals, the model's own setting and the best marked. "
+        "--by dataset: instead, one figure in RESULTS/plots/across-datasets/, pq_across_datasets.png: a panel per "
+        "dataset, PQ per architecture and backbone (the latest run), the published PQ marked.")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     check_results(args.results)
     check_writable(Path(args.results) / "plots", "--results")
     announce("importing matplotlib and pandas")
+    if args.by == "dataset":
+        return _across_datasets(args)
     from panbench.reporting.colors import model_colors
     from panbench.reporting.grids import grids_of
     from panbench.reporting.labels import corrupted_note
@@ -69,3 +73,22 @@ def run(args: argparse.Namespace) -> int:
         for n in retire_plot_folders(Path(args.results), groups, every):
             print(n)
     return 1 if failed else 0
+
+
+def _across_datasets(args: argparse.Namespace) -> int:
+    """``plot --by dataset``: the figure across datasets in RESULTS/plots/across-datasets/, nothing else drawn."""
+    from panbench.reporting.across_datasets import ACROSS_FOLDER, clean_runs, pq_across_datasets
+
+    records, corrupted = clean_runs(Path(args.results), args.only_dataset)
+    for n in corrupted:  # the line table and report say it in too
+        print(n, file=sys.stderr)
+    folder = Path(args.results) / "plots" / ACROSS_FOLDER
+    with figure_output(args.figure_format, args.dpi, command="plot"), figure_width(args.figure_width), \
+            writing_figures(Path(args.results) / "plots"):
+        path = pq_across_datasets(records, folder)
+        removed = replace_figures(folder, [path])
+    print(path)
+    if removed:
+        print(f"{folder}: removed {', '.join(p.name for p in removed)} (written there by an earlier run, not by this "
+              "one)")
+    return 0

@@ -14,7 +14,7 @@ from panbench.reporting.figure_style import figure_width
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     return sub.add_parser("report", parents=[common.results, common.only_dataset, common.reference, common.out,
-                                             common.figures],
+                                             common.figures, common.by],
                           help="one self-contained HTML page: tables, plots, visualizations, provenance",
                           description="Write RESULTS/report.html: per dataset the verdict (ranking on PQ with "
                           "paired differences), the comparison table, the grids of `eval --grid` (their settings, "
@@ -24,7 +24,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                           "RESULTS/report_files/ (per dataset, as `panbench plot` draws them, and robustness/), each "
                           "linked from the page (with --out: in a temporary folder, not linked); the figures of "
                           "`plot` and `robustness` under RESULTS/plots/ are never touched. A PDF figure is shown as "
-                          "its PNG, written beside it.")
+                          "its PNG, written beside it. --by dataset: first, a section with the table across datasets "
+                          "(as `table --by dataset`) and its figure.")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,5 +39,5 @@ def run(args: argparse.Namespace) -> int:
     from panbench.reporting.report import write_report
 
     with figure_output(args.figure_format, args.dpi, command="report"), figure_width(args.figure_width):
-        print(write_report(Path(args.results), args.only_dataset, out, args.reference))
+        print(write_report(Path(args.results), args.only_dataset, out, args.reference, args.by))
     return 0

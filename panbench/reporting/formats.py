@@ -113,12 +113,13 @@ def _md(df: Any, digits: int, notes: Sequence[str]) -> str:
 
 
 def latex_escape(text: str) -> str:
-    """Plain text for LaTeX: special characters escaped, ``--`` two hyphens, non-ASCII signs as LaTeX."""
+    """Plain text for LaTeX: special characters escaped (``|`` too), ``--`` two hyphens, non-ASCII signs as LaTeX."""
     out = text.replace("\\", r"\textbackslash ")
     for ch in "&%$#_{}":
         out = out.replace(ch, "\\" + ch)
     out = out.replace("~", r"\textasciitilde{}").replace("^", r"\textasciicircum{}")
     out = out.replace("--", "-{}-").replace("<", r"\textless{}").replace(">", r"\textgreater{}")
+    out = out.replace("|", r"\textbar{}")  # OT1, LaTeX's default font encoding, prints a bare | as a dash
     for sign, tex in (("−", "$-$"), ("×", r"$\times$"), ("≤", r"$\leq$"), ("≥", r"$\geq$"), ("²", "$^2$"),
                       ("·", r"$\cdot$"), ("†", r"\textdagger{}"), ("±", r"$\pm$")):
         out = out.replace(sign, tex)

@@ -21,6 +21,14 @@ from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.io import atomic_write_text, load_records, note_skipped
 from panbench.records.schema import RunRecord
+from panbench.reporting.across_datasets import (
+    ACROSS_DIGITS,
+    ACROSS_FIGURE,
+    ACROSS_FOLDER,
+    across_datasets,
+    pq_across_datasets,
+    shown_across,
+)
 from panbench.reporting.analysis_plots import PLOTS
 from panbench.reporting.colors import model_colors
 from panbench.reporting.figure_files import REPORT_FILES, replace_figures, viewable_in_a_browser, writing_figures
@@ -197,6 +205,7 @@ class Page:
     reference: str | None
     colors: Any
     grids: tuple[Grid, ...] = ()  # the grids of `eval --grid` with a setting among the page's runs
+    across: bool = False  # `report --by dataset`: the table across datasets, a section of its own
 
     @property
     def linked(self) -> bool:
@@ -217,8 +226,9 @@ class Page:
 
 
 def write_report(results: Path, dataset: str | None = None, out: Path | None = None,
-                 reference: str | None = None) -> Path:
-    """Write the report of the runs in ``results`` (of ``dataset``) at ``out`` (``RESULTS/report.html``); its path."""
+                 reference: str | None = None, by: str | None = None) -> Path:
+    """Write the report of the runs in ``results`` (of ``dataset``) at ``out`` (``RESULTS/report.html``); its path;
+    ``by`` "dataset": with the table across datasets."""
     import tempfile
 
     announce(f"reading the records in {results}")
@@ -235,7 +245,8 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
     lock = writing_figures(results / REPORT_FILES) if out is None else nullcontext()
     out = out or results / "report.html"
     with folder as plots, lock, viewable_in_a_browser():
-        page = Page(results, Path(plots), reference, colors, tuple(grids_of(results, records, every)))
+        page = Page(results, Path(plots), reference, colors, tuple(grids_of(results, records, every)),
+                    across=by == "dataset")
         text, failed = _page(page, records, robust)
         retired = retire_plot_folders(results, plot_groups(records), every, under=REPORT_FILES) if page.linked else []
         for note in retired + failed:
@@ -256,10 +267,32 @@ def _page(page: Page, records: list[RunRecord], robust: list[RunRecord]) -> tupl
         failed += more
     announce("the robustness, visualizations and provenance sections")
     robustness, removed = _robustness(page, robust)
+    across, gone = _across(page, records)
+    sections[:0] = [across] if across else []
     if corrupted := corrupted_note(records):  # the line table and plot say it in too
         sections.insert(0, f"<p class='note'>{html.escape(corrupted)}</p>")
     parts = [_head(), *sections, robustness, *_visualizations(page), _provenances(records), "</body></html>"]
-    return "\n".join(parts), failed + removed
+    return "\n".join(parts), failed + removed + gone
+
+
+def _across(page: Page, records: list[RunRecord]) -> tuple[str, list[str]]:
+    """With ``--by dataset`` the section of the table across datasets with its figure ('' without); and the notes for
+    stderr: the figure failed, or an earlier report's removed (where this one draws none)."""
+    folder, clean = page.plots / ACROSS_FOLDER, [r for r in records if not r.corruption]
+    paths, notes = [], []
+    try:
+        paths = [pq_across_datasets(clean, folder)] if page.across and clean else []
+    except Exception as e:  # a broken figure must not cost the page its table
+        notes.append(f"{FAILED} {folder / ACROSS_FIGURE}: not drawn ({type(e).__name__}: {e}); please report it")
+    if removed := replace_figures(folder, paths):
+        notes.append(f"{folder}: removed {', '.join(p.name for p in removed)} {REMOVED}")
+    if not page.across or not clean:
+        return "<h2>across datasets</h2><p class='note'>No clean run in these records.</p>" * page.across, notes
+    df, more = across_datasets(clean)
+    shown, counts = shown_across(df)
+    return ("<h2>across datasets</h2>" + format_table(shown, "html", ACROSS_DIGITS, notes=counts + more)
+            + "".join(page.img(p) for p in paths)
+            + "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes if n.startswith(FAILED)), notes)
 
 
 def _head() -> str:
