@@ -17,7 +17,7 @@ from typing import Any
 from panbench import resources
 from panbench.announce import announce
 from panbench.cli.options import Common, dataset_root
-from panbench.data.catalog import DATASETS
+from panbench.data.catalog import DATASETS, Dataset
 from panbench.errors import PanbenchError
 from panbench.models.amp import MODES, keep_ops_fp32
 from panbench.models.families import FAMILIES, open_model
@@ -216,7 +216,7 @@ def collect(data_root: str = "data/coco", skip_amp: bool = False) -> list[Check]
     panopticapi = f"{pip_command()} install --no-deps panopticapi-lite==0.2.0 (only the parity tests need it)"
     built = extensions_check()
     return [*checks, _version("panopticapi", required=False, fix=panopticapi), built,
-            *([scoring_path_check()] if built.ok else []), data_check(Path(data_root)), checkpoints_check(),
+            *([scoring_path_check()] if built.ok else []), *data_checks(Path(data_root)), checkpoints_check(),
             configs_check()]
 
 
@@ -257,22 +257,76 @@ def checkpoints_check() -> Check:
                  False)
 
 
-def data_check(root: Path) -> Check:
-    """The COCO-layout dataset at ``root``: its annotation file read and checked as ``eval`` does, its images."""
-    from panbench.data.datasets import load_dataset
+def data_checks(root: Path) -> list[Check]:
+    """The dataset at ``root`` (``--data-root``, default data/coco), then one line for each other dataset prepared
+    under its default folder (its annotation file there)."""
+    from panbench.data.datasets import layout
 
-    ann = root / "annotations" / "panoptic_val2017.json"
-    if not (ann.is_file() and (root / "val2017").is_dir()):
+    lines = [data_check(root)]
+    for d in DATASETS.values():
+        where = Path(d.folder)
+        if where.resolve() != root.resolve() and layout(where, d.name, "val2017")[0].is_file():
+            lines.append(data_check(where, d.name, f"data/{d.name}"))
+    return lines
+
+
+def data_check(root: Path, name: str | None = None, label: str = "data") -> Check:
+    """The dataset ``name`` at ``root`` (None: the one its files or folder name, :func:`_prepared_as`): its annotation
+    file read and checked as ``eval`` does, its images, and its counts against its card (:func:`card_check`)."""
+    from panbench.data.datasets import layout, load_dataset
+
+    name = name or _prepared_as(root)
+    ann, _, images = layout(root, name or "coco", "val2017")
+    row = DATASETS.get(name or "")
+    if row is not None and row.converted:
+        what = f"{row.doctor or row.display} panoptic val"
+    else:
+        what = f"{_dataset_name(root)} panoptic val (COCO layout)"
+    if not (ann.is_file() and images.is_dir()):
+        if row is not None and row.converted:
+            return Check(label, False, f"no {what} at {root} ({ann.name} and {images.name}/)",
+                         row.how_to_get.format(root=root), False)
         fix = (f"run `panbench data coco --root {root}` (or --from DIR with the official zips), or run the demo "
                "set: `panbench eval --model all --dataset demo`")
-        return Check("data", False, f"no COCO-layout panoptic val at {root}", fix, False)
-    what = f"{_dataset_name(root)} panoptic val (COCO layout)"
+        return Check(label, False, f"no COCO-layout panoptic val at {root}", fix, False)
     announce(f"reading {ann}")
     try:
-        n = len(load_dataset(root).samples)
+        ds = load_dataset(root, name=name or "coco")
     except PanbenchError as e:
-        return Check("data", False, f"{what} at {root} is not usable: {e}", "fix or replace the annotation file", False)
-    return Check("data", True, f"{what} at {root} ({n} image{'s' if n != 1 else ''})")
+        return Check(label, False, f"{what} at {root} is not usable: {e}", "fix or replace the annotation file", False)
+    n = len(ds.samples)
+    if row is None:  # a dataset of one's own: no card to hold it to
+        return Check(label, True, f"{what} at {root} ({n} image{'s' if n != 1 else ''})")
+    return card_check(label, f"{what} at {root}", row, root, (n, len(ds.categories.ids), sum(ds.categories.isthing)))
+
+
+def card_check(label: str, what: str, row: Dataset, root: Path, counts: tuple[int, int, int]) -> Check:
+    """A prepared dataset's (images, categories, things) against its row's card: other category or thing counts (or
+    more images) fail; fewer images, a subset, is a note naming N of M."""
+    (n, classes, things), card = counts, row.card
+    got, stamp = f"{classes} categories, {things} things", f"its card v{card.version}"
+    if (classes, things) != (card.classes, card.things) or (card.images is not None and n > card.images):
+        again = f"panbench data {row.name}" + (f" --root {root}" if root != Path(row.folder) else "")
+        fix = (f"prepare it again with `{again}{' --from DIR' if row.from_files else ''} --force`"
+               if "force" in row.options else f"remove {root} and prepare it again with `{again}`")
+        want = f"{card.images or 'any number of'} images, {card.classes} categories, {card.things} things"
+        return Check(label, False, f"{what}: {n} images, {got}, but {stamp} says {want}", fix)
+    if card.images is not None and n < card.images:
+        return Check(label, False, f"{what}: a subset, {n} of {card.images} images ({got}, as {stamp})",
+                     required=False)
+    return Check(label, True, f"{what} ({n} image{'s' if n != 1 else ''}, {got}: as {stamp})")
+
+
+def _prepared_as(root: Path) -> str | None:
+    """The dataset at ``root``: a converted one whose annotation file is there, else the row its folder names (coco,
+    demo, ...), else None (a dataset of one's own, in the COCO layout)."""
+    from panbench.data.datasets import layout
+
+    for d in DATASETS.values():
+        if d.converted and layout(root, d.name, "val2017")[0].is_file():
+            return d.name
+    folders = {p.name for p in (root, root.parent)}
+    return next((d.name for d in DATASETS.values() if d.name in folders), None)
 
 
 def _dataset_name(root: Path) -> str:

@@ -43,6 +43,9 @@ class Card:
     converter: str  # what turns the release into the COCO panoptic layout panbench reads
     cross_check: str = ""  # another evaluator panbench is checked equal to on this dataset
     terms: str = ""  # the data's terms of use, where they restrict it
+    # the names checkpoints give its classes where the label mapping's rules (docs/huggingface.md) find no category:
+    # (label, category name) pairs
+    label_aliases: tuple[tuple[str, str], ...] = ()
 
     def digest(self) -> str:
         """A short hash of every field (a record's ``card.hash``: two records of one hash ran one protocol)."""
@@ -152,7 +155,51 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
             evaluator="panopticapi's pq_compute through detectron2's COCOPanopticEvaluator on "
             "prepare_ade20k_pan_seg.py's JSON (Mask2Former, OneFormer); EoMT's own evaluation for EoMT",
             converter="panbench data ade20k, as MMDetection 3.3.0's ade20k2coco.py; the same segments as "
-            "prepare_ade20k_pan_seg.py (tests/data/test_ade20k_converters.py)")),
+            "prepare_ade20k_pan_seg.py (tests/data/test_ade20k_converters.py)",
+            # transformers' ADE20K checkpoints label each class by its first ADE20K (objectInfo150) name
+            # (huggingface/label-files ade20k-id2label.json), where mmdet names 9 by another of its synonyms
+            label_aliases=(("windowpane", "window"), ("bathtub", "tub"), ("railing", "rail"),
+                           ("streetlight", "street lamp"), ("television receiver", "tv"), ("apparel", "clothes"),
+                           ("ashcan", "trash can"), ("swimming pool", "pool"), ("waterfall", "falls")))),
+    Dataset(
+        "mapillary", "Mapillary Vistas", help="link Mapillary Vistas v1.2 panoptic val into place (no conversion)",
+        description="Put the official Mapillary Vistas v1.2 panoptic val (validation/panoptic/panoptic_2018.json, or "
+        "validation/v1.2/panoptic/ of a v2.0 download, its PNGs and validation/images/) in the converted layout: the "
+        "JSON copied, the PNGs and images linked (65 categories, 37 things); docs/datasets.md.",
+        command="panbench.data.mapillary:data_command", options=("root", "from_dir", "force"),
+        how_to_get="link the official Mapillary Vistas validation/ with `panbench data mapillary --from DIR` "
+        "(docs/datasets.md), or pass --data-root DIR",
+        folder="data/mapillary", from_files="validation/ with images/ and panoptic/ (or v1.2/panoptic/)",
+        converted=True,
+        card=Card(
+            "1", "Mapillary Vistas v1.2 validation: panoptic_2018.json and its PNGs", 2000, 65, 37,
+            label_order="category ids 1-65 of panoptic_2018.json (config_v1.2); checkpoints number id - 1 "
+            "(Mask2Former's contiguous ids), mapped by name",
+            void="segment id 0 (the v1.2 'Unlabeled' label has no category)",
+            crowd="iscrowd as panoptic_2018.json marks it",
+            evaluator="panopticapi's pq_compute through detectron2's COCOPanopticEvaluator (Mask2Former, OneFormer)",
+            converter="none: the release's JSON and PNGs (panbench data mapillary links them)",
+            terms="Mapillary Vistas Research Edition: CC BY-NC-SA 4.0 (non-commercial)")),
+    Dataset(
+        "coconut", "COCONut", help="put COCONut's relabeled COCO val into place (no conversion)",
+        description="Put COCONut's relabeled COCO val (relabeled_coco_val.json and its PNGs, a folder or the zip) and "
+        "COCO's val2017 images (--from DIR/val2017/, else --coco-root) in the converted layout; the same 5000 images "
+        "and 133 categories as COCO; docs/datasets.md.",
+        command="panbench.data.coconut:data_command", options=("root", "from_dir", "force"),
+        how_to_get="put COCONut's relabeled_coco_val.json and PNGs in place with `panbench data coconut --from DIR` "
+        "(docs/datasets.md), or pass --data-root DIR",
+        folder="data/coconut", from_files="relabeled_coco_val.json with relabeled_coco_val.zip or relabeled_coco_val/",
+        extra=(Option("--coco-root", "the folder holding COCO's val2017/ images, when --from has no val2017/ "
+                      "(default data/coco)"),),
+        converted=True,
+        card=Card(
+            "1", "COCONut relabeled COCO val (bytedance/coconut_cvpr2024): relabeled_coco_val.json and its PNGs, "
+            "COCO val2017 images", 5000, 133, 80,
+            label_order="COCO's: category ids 1-200 with gaps, as panoptic_val2017.json lists them (80 things, then "
+            "53 stuff)",
+            void=_COCO_VOID, crowd=_COCO_CROWD, evaluator="panopticapi's pq_compute (COCONut's evaluation)",
+            converter="none: the release's JSON and PNGs",
+            terms="COCONut's annotations: non-commercial use only; the images: COCO's terms of use")),
 )}
 
 

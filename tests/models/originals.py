@@ -9,6 +9,9 @@ A test's oracle, not panbench's code.
 - MaskFormer (da3e60d) and OneFormer (4962ef6): their ``panoptic_inference`` taken from the source with ``ast``
   (their packages cannot be imported beside Mask2Former's: both register ``MaskFormer``, ``D2SwinTransformer``...
   in detectron2's registries, which refuse a name twice; OneFormer's also needs einops, ftfy, diffdist, wandb).
+- Mask2Former's and OneFormer's config files as their train_net.py ``setup`` reads them (``get_cfg``,
+  ``add_deeplab_config``, their own adders, ``merge_from_file``: :func:`d2_config`) and what their test time takes of
+  them (:func:`d2_test_input`); OneFormer's ``oneformer/config.py`` run from its file alone.
 - DETR (29901c5), imported from its source with its root on sys.path for the import only (its ``models``,
   ``util``, ``datasets`` are generic top-level names, EoMT has two of them): ``make_coco_transforms("val")``
   (:func:`detr_preprocess`), ``PostProcessPanoptic`` (:func:`detr_panoptic`).
@@ -353,6 +356,75 @@ def mask2former_forward(network: Any, batched_inputs: list[dict], thing_ids: Seq
     model.to(next(network.parameters()).device)
     with torch.no_grad():
         return model(batched_inputs)
+
+
+# ---- the originals' configs (Mask2Former, OneFormer) ----
+
+@functools.cache
+def _oneformer_config() -> types.ModuleType:
+    """OneFormer's ``oneformer/config.py`` (its config adders), run from its file alone: the package's __init__
+    imports its models (``MaskFormer``-like names in detectron2's registries, which Mask2Former's have taken; natten
+    for DiNAT).  The file imports only detectron2's ``CfgNode``."""
+    path = sources()["oneformer"] / "oneformer" / "config.py"
+    spec = importlib.util.spec_from_file_location("original_oneformer_config", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def d2_config(key: str, config: str) -> Any:
+    """The original's (``key``: "mask2former" or "oneformer") config file ``config`` (a path in its repository) as its
+    train_net.py's ``setup`` reads it: detectron2's ``get_cfg``, DeepLab's ``add_deeplab_config``, the original's
+    adders (Mask2Former: ``add_maskformer2_config``; OneFormer: ``add_common_config``, ``add_swin_config``,
+    ``add_dinat_config``, ``add_convnext_config``, ``add_oneformer_config``, in its order), ``merge_from_file``
+    (its ``_BASE_`` chain, the YAML's ``!!python/object/apply:eval`` too); frozen."""
+    roots = sources()
+    from detectron2.config import get_cfg
+    from detectron2.projects.deeplab import add_deeplab_config
+
+    if key == "mask2former":
+        adders = [_mask2former_package().add_maskformer2_config]
+    elif key == "oneformer":
+        own = _oneformer_config()
+        adders = [own.add_common_config, own.add_swin_config, own.add_dinat_config, own.add_convnext_config,
+                  own.add_oneformer_config]
+    else:
+        raise KeyError(f"{key}: no detectron2 config code (mask2former, oneformer)")
+    cfg = get_cfg()
+    add_deeplab_config(cfg)
+    for add in adders:
+        add(cfg)
+    cfg.merge_from_file(str(roots[key] / config))
+    cfg.freeze()
+    return cfg
+
+
+def _mask2former_package() -> types.ModuleType:
+    _mask2former()  # imported with its import guards' stand-ins
+    return importlib.import_module("mask2former")
+
+
+def d2_test_input(key: str, config: str) -> dict[str, Any]:
+    """What the original's test time takes from ``config`` (:func:`d2_config`): the test mapper's resize (detectron2's
+    ``build_augmentation(cfg, is_train=False)``, which both test mappers, detectron2's ``DatasetMapper`` for
+    Mask2Former and OneFormer's own, build: ``ResizeShortestEdge(INPUT.MIN_SIZE_TEST, INPUT.MAX_SIZE_TEST)``), and
+    what the model's ``from_config`` reads: the size divisibility (Mask2Former: ``MODEL.MASK_FORMER.SIZE_DIVISIBILITY``;
+    OneFormer: ``MODEL.ONE_FORMER.SIZE_DIVISIBILITY``), the panoptic thresholds (``MODEL.MASK_FORMER.TEST.*``;
+    OneFormer: ``MODEL.TEST.*``), ``PIXEL_MEAN`` and ``PIXEL_STD``.  ("min_size", "max_size", "size_divisibility",
+    "object_mask_threshold", "overlap_threshold", "pixel_mean", "pixel_std")"""
+    from detectron2.data import detection_utils as utils
+    from detectron2.data import transforms as T
+
+    cfg = d2_config(key, config)
+    (resize,) = utils.build_augmentation(cfg, False)
+    assert isinstance(resize, T.ResizeShortestEdge) and resize.sample_style == "choice"
+    (short,) = set(resize.short_edge_length)  # an int in the config: (n, n), the one choice
+    head, test = (cfg.MODEL.MASK_FORMER, cfg.MODEL.MASK_FORMER.TEST) if key == "mask2former" else \
+        (cfg.MODEL.ONE_FORMER, cfg.MODEL.TEST)
+    return {"min_size": short, "max_size": resize.max_size, "size_divisibility": head.SIZE_DIVISIBILITY,
+            "object_mask_threshold": test.OBJECT_MASK_THRESHOLD, "overlap_threshold": test.OVERLAP_THRESHOLD,
+            "pixel_mean": tuple(cfg.MODEL.PIXEL_MEAN), "pixel_std": tuple(cfg.MODEL.PIXEL_STD)}
 
 
 # ---- DETR ----

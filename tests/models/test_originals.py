@@ -6,6 +6,10 @@
   files of COCO's shapes (PNG, JPEG, grey, EXIF-rotated, the COCO sample's) against detectron2's ``DatasetMapper`` +
   ``MaskFormer.forward``'s normalisation and ``ImageList`` (Mask2Former, OneFormer: divisibility 32; MaskFormer: 0),
   DETR's val transform + ``nested_tensor_from_tensor_list``, EoMT's resize-and-pad + normalisation;
+- per-dataset test input: Mask2Former's and OneFormer's sizes, size divisibility and thresholds on COCO, ADE20K,
+  Cityscapes and Mapillary Vistas (``Original.on``, ``own_settings``) against their config files read by their own
+  config code; on Cityscapes and Mapillary, detectron2's mapper and ``ImageList`` at those sizes against panbench's
+  pipeline on images of their shapes;
 - post-processing: ``query_fusion`` and ``detr_fusion`` on random network outputs against ``panoptic_inference``
   (Mask2Former, OneFormer, MaskFormer), EoMT's ``to_per_pixel_preds_panoptic``, DETR's ``PostProcessPanoptic``;
 - end to end: a tiny transformers Mask2Former loaded by panbench, panbench's pipeline, forward and segments against
@@ -39,7 +43,7 @@ from PIL import Image  # noqa: E402
 
 from panbench.models.hf import original  # noqa: E402
 from panbench.models.hf.model import HFPanoptic, load_hf_model  # noqa: E402
-from panbench.models.hf.types import TYPES  # noqa: E402
+from panbench.models.hf.types import TYPES, own_settings  # noqa: E402
 
 #: (width, height): COCO's common shapes and odd ones
 SIZES = [(640, 480), (480, 640), (640, 427), (640, 360), (333, 517), (517, 333)]
@@ -56,8 +60,10 @@ THINGS = {0, 1, 2, 3}
 IS_THING = [c in THINGS for c in range(K + 1)]  # DETR's is_thing_map has "no object" too
 
 
-def _protocol(kind: str) -> original.Original:
-    return original.protocol_for(TYPES[kind], PROCESSOR, "coco")
+def _protocol(kind: str, dataset: str = "coco") -> original.Original:
+    p = original.protocol_for(TYPES[kind], PROCESSOR, dataset)
+    assert p is not None, f"panbench knows no original inference of {kind} on {dataset}"
+    return p
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -129,22 +135,23 @@ class _Network(torch.nn.Module):
         raise _Seen
 
 
-def _stand_in(kind: str) -> SimpleNamespace:
-    """What ``HFPanoptic._original_inputs`` and ``_step`` read of their self, the network a :class:`_Network`."""
-    return SimpleNamespace(protocol=_protocol(kind), mtype=TYPES[kind], model=_Network(), task_tokens=None,
+def _stand_in(kind: str, dataset: str = "coco") -> SimpleNamespace:
+    """What ``HFPanoptic._original_inputs`` and ``_step`` read of their self (the original's inference on
+    ``dataset``), the network a :class:`_Network`."""
+    return SimpleNamespace(protocol=_protocol(kind, dataset), mtype=TYPES[kind], model=_Network(), task_tokens=None,
                            deferring=False)
 
 
-def panbench_items(kind: str, paths: Sequence[Path]) -> dict[Path, dict[str, Any]]:
-    """panbench's ``--pipeline original`` pipeline of each image file (``HFPanoptic._original_inputs``: ``read_rgb``
-    with the type's EXIF step, ``preprocess``)."""
-    self = _stand_in(kind)
+def panbench_items(kind: str, paths: Sequence[Path], dataset: str = "coco") -> dict[Path, dict[str, Any]]:
+    """panbench's ``--pipeline original`` pipeline of each image file on ``dataset`` (``HFPanoptic._original_inputs``:
+    ``read_rgb`` with the type's EXIF step, ``preprocess``)."""
+    self = _stand_in(kind, dataset)
     return {p: HFPanoptic._original_inputs(self, {"img_path": str(p)}) for p in paths}
 
 
-def panbench_batch(kind: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+def panbench_batch(kind: str, items: list[dict[str, Any]], dataset: str = "coco") -> dict[str, Any]:
     """What panbench's forward (``HFPanoptic._step``: the original's padding) gives the network for ``items``."""
-    self = _stand_in(kind)
+    self = _stand_in(kind, dataset)
     with pytest.raises(_Seen):
         HFPanoptic._step(self, items)
     return self.model.seen
@@ -179,6 +186,84 @@ def test_detectron2_preprocessing_is_the_mappers_and_forwards(kind: str, images:
         assert [(item["height"], item["width"]) for item in items] == [(d["height"], d["width"]) for d in ds]
     exif6 = next(p for p in images if p.name == "exif6.jpg")
     assert (mapped[exif6]["height"], mapped[exif6]["width"]) == (640, 427)  # the tag was applied
+
+
+#: the originals' panoptic configs on each dataset panbench runs them on (their repositories' paths): Mask2Former's
+#: Swin ones (Cityscapes: the four registered backbones), OneFormer's Swin-L and DiNAT-L ones (registered checkpoints)
+_M2F_SWIN = "configs/{}/panoptic-segmentation/swin/maskformer2_swin_{}.yaml"
+DATASET_CONFIGS = {
+    ("mask2former", "coco"): [_M2F_SWIN.format("coco", "large_IN21k_384_bs16_100ep")],
+    ("mask2former", "ade20k"): [_M2F_SWIN.format("ade20k", "large_IN21k_384_bs16_160k")],
+    ("mask2former", "cityscapes"): [_M2F_SWIN.format("cityscapes", b) for b in (
+        "large_IN21k_384_bs16_90k", "base_IN21k_384_bs16_90k", "small_bs16_90k", "tiny_bs16_90k")],
+    ("mask2former", "mapillary"): [_M2F_SWIN.format("mapillary-vistas", "large_IN21k_384_bs16_300k")],
+    ("oneformer", "coco"): ["configs/coco/swin/oneformer_swin_large_bs16_100ep.yaml"],
+    ("oneformer", "ade20k"): ["configs/ade20k/swin/oneformer_swin_large_bs16_160k.yaml",
+                              "configs/ade20k/dinat/oneformer_dinat_large_bs16_160k.yaml"],
+    ("oneformer", "cityscapes"): ["configs/cityscapes/swin/oneformer_swin_large_bs16_90k.yaml",
+                                  "configs/cityscapes/dinat/oneformer_dinat_large_bs16_90k.yaml"],
+    ("oneformer", "mapillary"): ["configs/mapillary_vistas/swin/oneformer_swin_large_bs16_300k.yaml"],
+}
+#: the datasets whose test input is also run bit for bit on images of their shapes (COCO's: the test above)
+STREET = ("cityscapes", "mapillary")
+#: (width, height): Cityscapes' 2048 x 1024 and Mapillary's camera shapes (4:3, 16:9), landscape and portrait
+STREET_SIZES = [(2048, 1024), (4000, 3000), (1920, 1080), (1024, 2048), (3000, 4000), (1080, 1920)]
+
+
+@pytest.fixture(scope="module")
+def street_images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Image files of Cityscapes' and Mapillary's shapes: random RGB, PNG at Cityscapes' sizes (its format), JPEG at
+    the others (Mapillary's), and a phone JPEG of 4032 x 3024 stored pixels with EXIF orientation 6 (shown portrait)."""
+    d = tmp_path_factory.mktemp("street")
+    rng = np.random.default_rng(7)
+    paths = []
+    for w, h in STREET_SIZES:
+        path = d / (f"{w}x{h}.png" if 1024 in (w, h) else f"{w}x{h}.jpg")
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path, **(
+            {"quality": 90} if path.suffix == ".jpg" else {}))
+        paths.append(path)
+    return [*paths, _exif_jpeg(d / "exif6.jpg", 4032, 3024, 6, 8)]
+
+
+@pytest.mark.parametrize(("kind", "dataset"), list(DATASET_CONFIGS), ids=[f"{k}-{d}" for k, d in DATASET_CONFIGS])
+def test_dataset_test_input_is_the_originals_configs(kind: str, dataset: str, street_images: list[Path]) -> None:
+    """Mask2Former's and OneFormer's test input and panoptic thresholds on each dataset (``Original.on``,
+    ``own_settings``) against their own config files read by their own config code (``get_cfg``, their adders,
+    ``merge_from_file``: :func:`originals.d2_test_input`): the test mapper's ``ResizeShortestEdge(MIN_SIZE_TEST,
+    MAX_SIZE_TEST)``, the size divisibility, ``OBJECT_MASK_THRESHOLD``, ``OVERLAP_THRESHOLD``, ``PIXEL_MEAN``/``STD``.
+    On Cityscapes and Mapillary, then, detectron2's ``DatasetMapper`` + ``MaskFormer.forward``'s normalisation and
+    ``ImageList`` at the configs' sizes against panbench's pipeline and padding, bit for bit, on images of their
+    shapes."""
+    p = _protocol(kind, dataset)
+    assert p.resize == "shortest_edge"  # detectron2's ResizeShortestEdge
+    settings = own_settings(TYPES[kind], p)
+    ours = {"min_size": p.short, "max_size": p.long, "size_divisibility": p.divisor,
+            "object_mask_threshold": settings["threshold"],
+            "overlap_threshold": settings["overlap_mask_area_threshold"], "pixel_mean": p.mean, "pixel_std": p.std}
+    configs = {c: originals.d2_test_input(kind, c) for c in DATASET_CONFIGS[kind, dataset]}
+    wrong = [f"{c}: {key} {theirs[key]!r}, panbench's {ours[key]!r}"
+             for c, theirs in configs.items() for key in theirs if theirs[key] != ours[key]]
+    assert not wrong, f"{kind} on {dataset}: " + "; ".join(wrong)
+    if dataset not in STREET:
+        return
+    theirs = next(iter(configs.values()))
+    mapped = {path: originals.d2_input(path, theirs["min_size"], theirs["max_size"]) for path in street_images}
+    items = panbench_items(kind, street_images, dataset)
+    for batch in _batches(street_images):
+        seen = panbench_batch(kind, [items[path] for path in batch], dataset)
+        ds = [mapped[path] for path in batch]
+        x, sizes = originals.d2_batch([d["image"] for d in ds], theirs["pixel_mean"], theirs["pixel_std"],
+                                      theirs["size_divisibility"])
+        assert seen["pixel_values"].shape == x.shape and torch.equal(seen["pixel_values"], x), [q.name for q in batch]
+        assert "pixel_mask" not in seen
+        assert [tuple(items[path]["input_hw"].tolist()) for path in batch] == sizes
+        assert [(items[path]["height"], items[path]["width"]) for path in batch] == \
+            [(d["height"], d["width"]) for d in ds]
+    shown = {path.name: (d["height"], d["width"]) for path, d in mapped.items()}
+    assert shown["exif6.jpg"] == (4032, 3024)  # the EXIF tag applied
+    resized = {path.name: tuple(d["image"].shape[1:]) for path, d in mapped.items()}
+    assert resized["2048x1024.png"] == (1024, 2048)  # Cityscapes': as it is; Mapillary's: twice, then back to 2048
+    assert resized["4000x3000.jpg"] == ((1024, 1365) if dataset == "cityscapes" else (1536, 2048))
 
 
 def test_detr_preprocessing_is_its_val_transform_and_nested_tensor(images: list[Path]) -> None:
