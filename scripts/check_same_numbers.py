@@ -70,6 +70,9 @@ def _comparable(rec: dict[str, Any]) -> dict[str, Any]:
     out["provenance"] = {k: v for k, v in rec.get("provenance", {}).items() if k not in RUN_PROVENANCE}
     if isinstance(out["provenance"].get("checkpoint"), dict):  # its file's place left out, its digest kept
         out["provenance"]["checkpoint"] = {k: v for k, v in out["provenance"]["checkpoint"].items() if k != "path"}
+    if isinstance(out["provenance"].get("dataset"), dict):  # the dataset's protocol card: what the run names of it,
+        # not a number (records written before the cards lack it)
+        out["provenance"]["dataset"] = {k: v for k, v in out["provenance"]["dataset"].items() if k != "card"}
     if isinstance(rec.get("flops"), dict):
         out["flops"] = {k: v for k, v in rec["flops"].items() if k not in RUN_FLOPS}
     return out
