@@ -130,6 +130,25 @@ def test_kept_queries_upsampled_alone_give_every_querys_upsampling(own_mask) -> 
     assert kept.info and kept.id_map.shape == (480, 640)
 
 
+@pytest.mark.parametrize("own_mask", [True, False])
+def test_masks_made_a_few_queries_at_a_time_give_the_map_of_all_at_once(own_mask, monkeypatch) -> None:
+    """At Mapillary's size with its threshold 0.0 every query is kept: ``query_fusion`` holds the masks of a chunk of
+    queries at a time (``CHUNK_VALUES``), a later chunk winning a pixel only with a larger value, which gives the
+    map, segments and scores of all the queries at once, ties included (equal masks: the first query wins)."""
+    g = torch.Generator().manual_seed(1)
+    cls = torch.randn(24, 6, generator=g) * 4
+    masks = torch.randn(24, 30, 40, generator=g) * 3 - 4  # mostly below 0.5: segments that pass the overlap test
+    masks[7], masks[19] = masks[3], masks[3]  # equal values in different chunks: the first query keeps the pixels
+    cls[7], cls[19] = cls[3], cls[3]
+    args = ((32, 48), (30, 40), (90, 120), [True, True, True, False, False], 0.0, 0.8, own_mask)
+    whole = original.query_fusion(cls, masks, *args)
+    for values in (90 * 120, 5 * 90 * 120, 23 * 90 * 120):  # chunks of 1, 5 and 23 queries
+        monkeypatch.setattr(original, "CHUNK_VALUES", values)
+        chunked = original.query_fusion(cls, masks, *args)
+        assert torch.equal(chunked.id_map, whole.id_map) and chunked.info == whole.info
+    assert len(whole.info) > 3
+
+
 def _segments(built, img: Path) -> tuple[np.ndarray, list]:
     m = built.model
     return m.to_segments(m.forward([m.pipeline({"img_path": str(img)})], "cpu", None)[0])

@@ -141,10 +141,11 @@ def image_masks(logits: torch.Tensor, padded: tuple[int, int], size: tuple[int, 
                 target: tuple[int, int]) -> torch.Tensor:
     """Mask logits [Q, h, w] of one image in a padded batch -> [Q, H, W] at the image's original size: upsampled to
     the padded input, cropped to the image's resized region, resized to ``target`` (bilinear, as the originals'
-    ``F.interpolate`` and ``sem_seg_postprocess``).  Interpolation is per query: pass only the queries kept."""
-    x = F.interpolate(logits[None], size=padded, mode="bilinear", align_corners=False)
+    ``F.interpolate`` and ``sem_seg_postprocess``).  Each query is its own image of one channel, so that a query's
+    values do not depend on how many are passed with it (pass only the queries kept, in chunks)."""
+    x = F.interpolate(logits[:, None], size=padded, mode="bilinear", align_corners=False)
     x = x[:, :, : size[0], : size[1]]
-    return F.interpolate(x, size=target, mode="bilinear", align_corners=False)[0]
+    return F.interpolate(x, size=target, mode="bilinear", align_corners=False)[:, 0]
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,11 @@ class OriginalOutput:
     info: list[dict[str, Any]]
 
 
+#: the most mask values (queries x pixels) held at once by :func:`query_fusion`: 2^26 float32s, 256 MiB (Mapillary
+#: Vistas' originals keep every query at 2048 on the short side: 200 masks of a 3000x4000 image would be 9.6 GB)
+CHUNK_VALUES = 1 << 26
+
+
 def query_fusion(class_logits: torch.Tensor, mask_logits: torch.Tensor, padded: tuple[int, int],
                  size: tuple[int, int], target: tuple[int, int], is_thing: Sequence[bool], threshold: float,
                  overlap: float, own_mask: bool, mask_threshold: float = 0.5) -> OriginalOutput:
@@ -165,32 +171,60 @@ def query_fusion(class_logits: torch.Tensor, mask_logits: torch.Tensor, padded: 
     ``to_per_pixel_preds_panoptic`` (as Mask2Former's, its segment ids counted from 1): queries whose class is not
     no-object and whose score is above ``threshold``; the argmax of score x mask probability; a query whose won area
     over its own mask's area (mask >= ``mask_threshold``) is below ``overlap`` is dropped; stuff queries of one class
-    share one segment.  ``class_logits`` [Q, K+1], ``mask_logits`` [Q, h, w] of the padded batch."""
+    share one segment.  ``class_logits`` [Q, K+1], ``mask_logits`` [Q, h, w] of the padded batch.  The kept queries'
+    masks are made at the image's size :data:`CHUNK_VALUES` values at a time, the same numbers as all at once."""
     scores, labels = F.softmax(class_logits.float(), dim=-1).max(-1)
     keep = labels.ne(class_logits.shape[-1] - 1) & (scores > threshold)
     kept = keep.nonzero().flatten()
-    id_map = torch.zeros(target, dtype=torch.int32, device=mask_logits.device)
     if kept.numel() == 0:
-        return OriginalOutput(id_map, [])
-    masks = image_masks(mask_logits[kept].float(), padded, size, target).sigmoid()
-    cur_scores, cur_labels = scores[kept], labels[kept]
-    # the first of equal maxima, as the originals' argmax(0); taken along a contiguous row per pixel (5x faster on
-    # the CPU than reducing across the queries' planes, the same indices)
-    weighted = cur_scores.view(-1, 1, 1) * masks
-    ids = weighted.flatten(1).t().contiguous().argmax(1).view(weighted.shape[1:])
+        return OriginalOutput(torch.zeros(target, dtype=torch.int32, device=mask_logits.device), [])
+    ids, at_own, own_area = _winners(mask_logits[kept], scores[kept], padded, size, target, mask_threshold)
     n = kept.numel()
-    own = masks >= mask_threshold
     won_area = torch.bincount(ids.flatten(), minlength=n)
-    own_area = own.flatten(1).sum(1, dtype=torch.int32)
-    at_own = own.gather(0, ids[None])[0]  # the winner's own mask at each pixel
     final_area = torch.bincount(ids[at_own], minlength=n) if own_mask else won_area
-    table = torch.zeros(n + 1, dtype=torch.int32, device=ids.device)
+    table, info = _segments(labels[kept].tolist(), scores[kept].tolist(), won_area.tolist(), own_area.tolist(),
+                            final_area.tolist(), is_thing, overlap)
+    id_map = table.to(ids.device)[ids]
+    if own_mask:
+        id_map = torch.where(at_own, id_map, 0)
+    return OriginalOutput(id_map.to(torch.int32), info)
+
+
+def _winners(logits: torch.Tensor, scores: torch.Tensor, padded: tuple[int, int], size: tuple[int, int],
+             target: tuple[int, int], mask_threshold: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each pixel's winning query (the first of equal maxima of score x sigmoid, as the originals' argmax(0)), whether
+    the winner's own mask holds the pixel, and each query's own mask area; the masks made a chunk of queries at a
+    time, a later chunk winning a pixel only with a larger value."""
+    n, pixels = logits.shape[0], target[0] * target[1]
+    step = max(1, CHUNK_VALUES // max(1, pixels))
+    best = ids = win = None
+    own_area = torch.empty(n, dtype=torch.int64, device=logits.device)
+    for lo in range(0, n, step):
+        masks = image_masks(logits[lo:lo + step].float(), padded, size, target).sigmoid()
+        own_area[lo:lo + masks.shape[0]] = (masks >= mask_threshold).flatten(1).sum(1)
+        weighted = scores[lo:lo + step].view(-1, 1, 1) * masks
+        # along a contiguous row per pixel: 5x faster on the CPU than reducing across the queries' planes
+        value, arg = weighted.flatten(1).t().contiguous().max(1)
+        prob = masks.flatten(1).gather(0, arg[None])[0]  # the chunk winner's own probability
+        if best is None:
+            best, ids, win = value, arg, prob
+        else:
+            later = value > best
+            best, ids = torch.where(later, value, best), torch.where(later, arg + lo, ids)
+            win = torch.where(later, prob, win)
+    assert best is not None and ids is not None and win is not None
+    return ids.view(target), (win >= mask_threshold).view(target), own_area
+
+
+def _segments(labels: list[int], scores: list[float], won: list[int], own: list[int], final: list[int],
+              is_thing: Sequence[bool], overlap: float) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+    """The kept queries' segment ids (0: dropped) and the segments' info: a query is dropped when its won, own or
+    final area is 0 or its won over own area is below ``overlap``; stuff queries of one class share one segment."""
+    table = torch.zeros(len(labels) + 1, dtype=torch.int32)
     info: list[dict[str, Any]] = []
     stuff: dict[int, dict[str, Any]] = {}
-    for k, (label, won, orig, final, score) in enumerate(zip(cur_labels.tolist(), won_area.tolist(),
-                                                             own_area.tolist(), final_area.tolist(),
-                                                             cur_scores.tolist())):
-        if not (won > 0 and orig > 0 and final > 0) or won / orig < overlap:
+    for k, (label, w, o, f, score) in enumerate(zip(labels, won, own, final, scores)):
+        if not (w > 0 and o > 0 and f > 0) or w / o < overlap:
             continue
         if not is_thing[label]:
             if label in stuff:
@@ -201,10 +235,7 @@ def query_fusion(class_logits: torch.Tensor, mask_logits: torch.Tensor, padded: 
         table[k] = len(info)
         if not is_thing[label]:
             stuff[label] = info[-1]
-    id_map = table[ids]
-    if own_mask:
-        id_map = torch.where(at_own, id_map, 0)
-    return OriginalOutput(id_map.to(torch.int32), info)
+    return table, info
 
 
 def detr_fusion(logits: torch.Tensor, masks: torch.Tensor, size: tuple[int, int], target: tuple[int, int],
