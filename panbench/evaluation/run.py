@@ -156,9 +156,11 @@ class Run:
 
     def compares_published(self, opts: EvalOptions, lm: LoadedModel) -> bool:
         """Whether the run is comparable with the published numbers: those are clean numbers of the model's own
-        weights on its own dataset, none to compare a corrupted run, other weights or another dataset with."""
+        weights on its own dataset, none to compare a corrupted run, other weights or another dataset with (nor a
+        model that publishes none, the demo models)."""
         own = record_fields.own_weights(self.spec, opts.checkpoint, lm.weights.sha256)
-        return self.dataset.name == self.spec.dataset and opts.corruption is None and not own
+        published = any(v is not None for v in self.spec.published.values())
+        return published and self.dataset.name == self.spec.dataset and opts.corruption is None and not own
 
     def _score_cutoff(self, part: Part) -> float | None:
         """The model's own score threshold under ``part``'s options (its family's ``score_cutoff``), within [0, 1]: a

@@ -40,7 +40,8 @@ def test_eval_rules_are_score_s_on_the_saved_predictions(demo_root: Path, tmp_pa
 
 def test_a_model_published_under_eomt_s_rules_computes_them_where_its_run_is_comparable(
         demo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Where the run compares with the published numbers (COCO, clean, the model's own weights) and only there."""
+    """Where the run compares with the published numbers (the model's own dataset, clean, its own weights, numbers
+    published) and only there."""
     from dataclasses import replace
 
     from panbench.data.datasets import load_dataset
