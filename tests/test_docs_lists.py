@@ -25,7 +25,7 @@ ON_PURPOSE = ("Cityscapes/ADE20K conversion, then `eval` and `score`",  # testin
               "Cityscapes and ADE20K keep the names their official converters give",  # datasets.md: converters
               "Mapillary Vistas and COCONut (unlike Cityscapes and ADE20K) ship their",  # datasets.md: two kinds
               "converts again over an earlier conversion (for Cityscapes and ADE20K;",  # datasets.md: --force
-              "(2026-11-24, before mapillary and coconut)")  # architecture.md: a dated measurement
+              )
 
 
 def lists(text: str, words: set[str], wrapped: bool = False, flags: int = 0) -> Iterator[tuple[int, set[str]]]:

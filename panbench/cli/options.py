@@ -211,8 +211,9 @@ def _models(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--model", action=_Models, required=True,
                    help="a name or alias from `panbench ls`, a comma-separated list (or --model repeated), 'all' "
-                   "(the MMDetection models of the dataset: the zoo's for coco, the three demo models with --dataset "
-                   f"demo), a config path, or {model_help()}")
+                   "(the registered models of the dataset: the MMDetection zoo's for coco, the three demo models "
+                   "with --dataset demo, the transformers checkpoints of the others: panbench ls --only-dataset "
+                   f"NAME), a config path, or {model_help()}")
 
 
 def _format(p: argparse.ArgumentParser) -> None:

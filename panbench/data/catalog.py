@@ -79,11 +79,11 @@ class Dataset:
     options: tuple[str, ...]  # the shared option groups it takes (``panbench.cli.options.Common``'s fields)
     how_to_get: str  # the fix when it is not found ({root}: the root looked at)
     folder: str  # its default root (`--root`, `--data-root`)
+    card: Card  # its protocol
     from_files: str | None = None  # what `--from DIR` holds for it (None: it takes no --from)
     extra: tuple[Option, ...] = ()  # its own flags
     converted: bool = False  # files named by its converter: annotations/<name>_panoptic_val{.json,/}, val/
     doctor: str | None = None  # the doctor's words for a root that holds it ("the demo set's"); None: display
-    card: Card = COCO_CARD  # its protocol
 
     def run_command(self) -> Callable[..., str]:
         """The function `panbench data NAME` runs (its module imported now)."""

@@ -117,12 +117,15 @@ def resumed_speed(now: dict[str, Any], stored: dict[str, Any] | None, device: st
 def delta(res: dict[str, Any] | None, published: dict[str, float | None],
           fields: dict[str, Any] | None = None) -> dict[str, float | None]:
     """Measured minus published, per metric (None where the zoo publishes nothing); none without measured numbers
-    under the published ones' rules (``res`` None).  AP and mIoU where published and measured (``fields``' ``ap``
-    and ``miou``: transformers' instance and semantic post-processing for an hf: model, not the originals')."""
+    under the published ones' rules (``res`` None).  AP and mIoU where published and measured (``fields``' ``ap``,
+    and ``miou`` of the model's semantic output only: the published mIoU is its semantic inference's, which an mIoU
+    of the panoptic output is not; an hf: model's are transformers' instance and semantic post-processing)."""
     if res is None:
         return {}
     out = {k: (res[k] - published[k]) if published.get(k) is not None else None for k in METRIC_KEYS}
-    measured = {"AP": ((fields or {}).get("ap") or {}).get("AP"), "mIoU": (fields or {}).get("miou")}
+    f = fields or {}
+    semantic = f.get("miou") if f.get("miou_source") == "semantic" else None
+    measured = {"AP": (f.get("ap") or {}).get("AP"), "mIoU": semantic}
     for k, value in measured.items():
         if published.get(k) is not None:
             out[k] = None if value is None else value - published[k]  # type: ignore[operator]

@@ -280,7 +280,7 @@ class Run:
         if found := fields.pop("diagnosis", None):  # format mistakes: pq_if_fixed None
             fields["diagnosis"] = [f.to_json() for f in found]
         own = record_fields.own_weights(spec, opts.checkpoint, lm.weights.sha256)
-        coco = self.compares_published(opts, lm)
+        compared = self.compares_published(opts, lm)
         # the published numbers' own inference (an hf: model's pipeline), else no difference
         same_pipeline = spec.published_pipeline is None or spec.published_pipeline == lm.inference
 
@@ -294,12 +294,12 @@ class Run:
             model=spec.name, framework=spec.framework, architecture=spec.architecture, backbone=spec.backbone,
             dataset=record_fields.dataset_label(dataset.name, opts),
             postprocess=opts.postprocess.label(), fusion=part.fusion,
-            published=spec.published if coco else {},
+            published=spec.published if compared else {},
             delta_to_published=record_fields.delta(record_fields.under_rules(res, fields, spec.published_rules),
-                                                   spec.published, fields) if coco and same_pipeline else {},
-            published_rules=spec.published_rules if coco else None,
-            published_pipeline=spec.published_pipeline if coco else None,
-            published_source=(record_fields.published_source(spec) if coco else
+                                                   spec.published, fields) if compared and same_pipeline else {},
+            published_rules=spec.published_rules if compared else None,
+            published_pipeline=spec.published_pipeline if compared else None,
+            published_source=(record_fields.published_source(spec) if compared else
                               record_fields.OWN_WEIGHTS if own else None),
             params=count_parameters(lm.model), flops=part.flops, device=part.speed_device, world_size=self.world,
             batch_size=opts.batch_size, largest_batch=max(self.timings.batches, default=None),

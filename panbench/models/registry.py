@@ -104,6 +104,9 @@ def resolve(names: str, config_dir: Path = CONFIG_DIR, dataset: str = "coco") ->
             hint = did_you_mean(raw, list(by_name)) or "run `panbench ls` for the list"
             raise PanbenchError(f"unknown model '{raw}'; {hint}")
     if not out:
+        if "all" in (n.strip() for n in names.split(",")):
+            raise PanbenchError(f"--model all: dataset {dataset} has no registered model that runs here; name the "
+                                "models to run on it (`panbench ls` lists each model with its dataset)")
         raise PanbenchError(f"no model selected by --model {names!r}; run `panbench ls`")
     # "mask2former,all", or an alias beside its name: each model once
     return [s for k, s in enumerate(out) if all((s.name, s.config) != (u.name, u.config) for u in out[:k])]

@@ -24,19 +24,23 @@ ACROSS_METRICS = {"PQ": "PQ", "PQ_th": "PQ things", "PQ_st": "PQ stuff", "AP": "
 ACROSS_DIGITS = 2  # decimals for readers, as the verdict and LaTeX print them (CSV: every digit)
 ACROSS_FIGURE = "pq_across_datasets.png"
 ACROSS_FOLDER = "across-datasets"  # under RESULTS/plots/ (plot) and RESULTS/report_files/ (report)
-ORDER_NOTE = ("Rows in the order of architecture and backbone, not ranked: runs on different datasets are never "
+ORDER_NOTE = ("Rows in the order of their names, not ranked: runs on different datasets are never "
               "ranked against each other (`panbench table --only-dataset DATASET` ranks one dataset's runs, with "
               "their paired differences).")
 PUBLISHED_NOTE = ("pub.: the number the model's source publishes for that dataset, beside the one measured (CSV: "
-                  "<dataset>.<metric>_pub; `panbench table --vs-published` names the source, its rules and the "
-                  "difference); -: the run did not compute the metric, or nothing is published.")
+                  "<dataset>.<metric>_pub; `panbench table --vs-published` names the source, its rules and the PQ "
+                  "differences; AP and mIoU's are in the records' delta_to_published); -: the run did not compute the "
+                  "metric, or nothing is published.")
 
 
 def row_label(r: RunRecord) -> str:
-    """A run's row: ``Mask2Former | Swin-L (IN-21k)``, with its settings and a post-processing other than the default
+    """A run's row: ``hf-mask2former_swin-l: Mask2Former | Swin-L (IN-21k)``, the model's name without its dataset's
+    suffix (``<name>-<dataset>`` on that dataset: the same row as ``<name>`` on coco; two models of one dataset never
+    share a row), with its settings and a post-processing other than the default
     (as the verdict names a run); a run without architecture or backbone (an external system) by its model's name."""
     known = r.architecture not in (None, "", "external") and r.backbone not in (None, "", "?")
-    label = f"{r.architecture} | {r.backbone}" if known else r.model
+    base = r.model.removesuffix(f"-{r.dataset}")
+    label = f"{base}: {r.architecture} | {r.backbone}" if known else r.model
     if s := settings(r):
         label += f" ({s})"
     return label + ("" if r.postprocess in ("default", "external") else f" [{r.postprocess}]")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from panbench.analyses import ANALYSES
 from panbench.analysis.ap import ap_line
+from panbench.data.catalog import DATASETS
 from panbench.records.rows import (
     MIN_TIMED_IMAGES,
     SHARED_SPEED_MARK,
@@ -68,7 +69,9 @@ def format_record(rec: RunRecord, results_dir: Any = None) -> str:
             under = f"{under}; {other}"
         lines.append(f"  published ({rec.published_source or 'zoo'}; {under}): " + ("; ".join(parts) or "-"))
         if not other and (dpq := d.get("PQ")) is not None and abs(dpq) > 1.0:
-            note = "on a subset, a gap is expected" if rec.n_images < 5000 else "check checkpoint and class order"
+            full = DATASETS[name].card.images if (name := rec.dataset.split("+")[0]) in DATASETS else None
+            note = "on a subset, a gap is expected" if full is not None and rec.n_images < full else \
+                "check checkpoint and class order"
             lines.append(f"  WARNING: PQ differs from the published value by {dpq:+.1f} ({note})")
     lines += ["  " + line for line in rules_lines(rec.rules) + attribution_lines(rec.rules_attribution)]
     lines += ["  " + line for line in format_analyses(rec) + evaluator_lines(rec.evaluators)

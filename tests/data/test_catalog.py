@@ -14,7 +14,7 @@ import pytest
 
 from panbench.cli import main
 from panbench.data import catalog
-from panbench.data.catalog import DATASETS, Dataset, Option
+from panbench.data.catalog import DATASETS, Card, Dataset, Option
 from panbench.package import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "panbench"
@@ -45,6 +45,8 @@ def toy(tmp_path, monkeypatch) -> Dataset:
     row = Dataset("toy", "Toy", help="make the toy dataset", description="Make the toy dataset (a test's).",
                   command="toy_dataset_module:data_command", options=("root", "from_dir", "force"),
                   how_to_get="run `panbench data toy` (a test's dataset)", folder="data/toy-set",
+                  card=Card("1", "a test's toy files", 2, 8, 4, label_order="ids 1-8", void="id 0", crowd="none",
+                            evaluator="panbench's PQ", converter="none"),
                   from_files="toy files", extra=(Option("--toy-size", "the toy's size", int, 2),),
                   doctor="the toy set's")
     monkeypatch.setitem(DATASETS, "toy", row)

@@ -98,13 +98,16 @@ def test_a_registered_checkpoint_runs_its_datasets_protocol_and_scores_as_its_sa
 
 
 def test_published_ap_and_miou_get_a_delta_where_both_are_measured_and_published() -> None:
-    """A Cityscapes checkpoint publishes PQ, AP and mIoU: each gets its delta where the run measured it."""
+    """A Cityscapes checkpoint publishes PQ, AP and mIoU: each gets its delta where the run measured it (mIoU: of the
+    model's semantic output, as published)."""
     from panbench.evaluation.record_fields import delta
 
     (spec,) = resolve("hf-mask2former_swin-l-cityscapes")
     assert spec.published == {"PQ": 66.6, "AP": 43.6, "mIoU": 82.9} and spec.input_size == "1024-2048"
     res = dict.fromkeys(METRIC_KEYS, 60.0)
-    d = delta(res, spec.published, {"ap": {"AP": 40.0}, "miou": 80.0})
+    d = delta(res, spec.published, {"ap": {"AP": 40.0}, "miou": 80.0, "miou_source": "semantic"})
     assert d["PQ"] == pytest.approx(-6.6) and d["AP"] == pytest.approx(-3.6) and d["mIoU"] == pytest.approx(-2.9)
     assert delta(res, spec.published, {})["AP"] is None  # published, not measured
+    # the panoptic output's mIoU is not the semantic inference's the source publishes: no difference
+    assert delta(res, spec.published, {"miou": 80.0, "miou_source": "panoptic"})["mIoU"] is None
     assert "AP" not in delta(res, {"PQ": 45.5, "mIoU": 60.8}, {"ap": {"AP": 1.0}})  # measured, not published

@@ -241,6 +241,24 @@ def test_label_mapping_rule() -> None:
         hf.map_labels({0: "person", 1: "Person"}, cats, "m")
 
 
+def test_a_label_maps_by_a_categorys_synonym_then_by_the_datasets_aliases() -> None:
+    """ADE20K's categories carry synonyms (``painting, picture``) and its checkpoints label some classes by another of
+    them: a label is found among a category's comma-separated synonyms when no earlier rule finds it, then through the
+    dataset's aliases (label -> category name); a synonym two categories share, or an alias to a name that is not a
+    category, maps nothing."""
+    cats = SimpleNamespace(ids=[0, 1, 2, 3], names=["painting, picture", "window", "rock, stone", "stone wall, stone"],
+                           isthing=[1, 1, 0, 0])
+    order, cat_ids, _ = hf.map_labels({0: "painting", 1: "windowpane", 2: "rock"}, cats, "m",
+                                      {"windowpane": "window", "tv": "television"})
+    assert dict(zip(order, cat_ids)) == {0: 0, 1: 1, 2: 2}
+    with pytest.raises(PanbenchError, match="'windowpane'"):
+        hf.map_labels({0: "windowpane"}, cats, "m")  # no alias given
+    with pytest.raises(PanbenchError, match="'stone'"):
+        hf.map_labels({0: "stone"}, cats, "m")  # two categories' synonym
+    with pytest.raises(PanbenchError, match="'tv'"):
+        hf.map_labels({0: "tv"}, cats, "m", {"tv": "television"})  # an alias to no category
+
+
 def test_transformers_segments_become_panbench_segments() -> None:
     """transformers' segment map -> panbench's segments: ids 1..n in segments_info order (a fused stuff class
     lists its id once per query), placeholder labels, segments without pixels and -1/0 VOID."""

@@ -20,7 +20,8 @@ from panbench.cli import main
 
 GOLDEN = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"  # invented numbers
 FORMATS = ("md", "csv", "latex", "html")
-M2F, ONEFORMER, FPN = "Mask2Former | Swin-L (IN-21k)", "OneFormer | Swin-L (IN-21k)", "PanopticFPN | R-50"
+M2F, ONEFORMER, FPN = ("hf-mask2former_swin-l: Mask2Former | Swin-L (IN-21k)",
+                       "hf-oneformer_swin-l: OneFormer | Swin-L (IN-21k)", "panoptic-fpn_r50: PanopticFPN | R-50")
 READER = {"PQ": "PQ", "PQ_th": "PQ things", "PQ_st": "PQ stuff", "AP": "AP", "mIoU": "mIoU"}  # the header words
 
 
@@ -156,9 +157,9 @@ def test_nothing_is_ranked_across_datasets(results, capsys, fmt) -> None:
     assert "never ranked against each other" in (err if fmt == "csv" else out)
 
 
-def test_the_latest_run_of_a_row_on_a_dataset_is_shown_and_the_earlier_named(results, capsys) -> None:
-    """A rerun replaces the run as `table` does; another name of the same architecture and backbone on the same
-    dataset too, and a note names the run left out."""
+def test_the_latest_run_of_a_row_on_a_dataset_is_shown_and_another_model_is_its_own_row(results, capsys) -> None:
+    """A rerun replaces the run as `table` does; another model of the same architecture and backbone on the same
+    dataset (mmdet's Swin-L beside transformers', EoMT-L at 640 beside 1280) is a row of its own, never folded."""
     _write(results, "m2f-coco-rerun", model="hf-mask2former_swin-l", backbone="Swin-L (IN-21k)", dataset="coco",
            metrics=_metrics(57.5, 64.0, 47.0), published={"PQ": 57.8}, date="2002-01-01T00:00:00+00:00")
     _write(results, "m2f-coco-other", model="mask2former_swin-l_mmdet", backbone="Swin-L (IN-21k)", dataset="coco",
@@ -166,9 +167,9 @@ def test_the_latest_run_of_a_row_on_a_dataset_is_shown_and_the_earlier_named(res
     out, err = _run(results, capsys, "--format", "csv")
     df = _table("csv", out)
     assert df.loc[M2F, "coco.PQ"] == "57.5" and df.loc[M2F, "coco.run"] == "hf-mask2former_swin-l"
-    left = next(n for n in err.splitlines() if n.startswith("Left out"))
-    assert "mask2former_swin-l_mmdet (coco, 10 images, 2000-06-01" in left
-    assert "hf-mask2former_swin-l" not in left  # its own older run: replaced, as in `table`, not named
+    other = "mask2former_swin-l_mmdet: Mask2Former | Swin-L (IN-21k)"
+    assert df.loc[other, "coco.PQ"] == "50.0"
+    assert not any(n.startswith("Left out") for n in err.splitlines())  # its own older run: replaced, as in `table`
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -177,7 +178,7 @@ def test_one_dataset_is_one_group_and_the_table_says_so(tmp_path, capsys, fmt) -
     _write(tmp_path, "b", model="m-b", architecture="MaskFormer", metrics=_metrics(45.0, 46.0, 44.0), published={})
     out, err = _run(tmp_path, capsys, "--format", fmt)
     df = _table(fmt, out)
-    assert df.index.tolist() == ["Mask2Former | R-50", "MaskFormer | R-50"]
+    assert df.index.tolist() == ["m-a: Mask2Former | R-50", "m-b: MaskFormer | R-50"]
     assert {c.split(".")[0].split(" ")[0] for c in df.columns} == {"coco"}
     assert "One dataset here (coco): one column group" in (err if fmt == "csv" else out)
 

@@ -159,8 +159,9 @@ class OriginalOutput:
     info: list[dict[str, Any]]
 
 
-#: the most mask values (queries x pixels) held at once by :func:`query_fusion`: 2^26 float32s, 256 MiB (Mapillary
-#: Vistas' originals keep every query at 2048 on the short side: 200 masks of a 3000x4000 image would be 9.6 GB)
+#: the mask values (queries x pixels, at the padded input or the image's size, whichever is larger) made at once by
+#: :func:`query_fusion`: 2^26 float32s, 256 MiB, of which a few copies are held (sigmoid, weighted, transposed); the
+#: Mapillary Vistas configs keep every query, and 200 masks of a 3000x4000 image would be 9.6 GB each
 CHUNK_VALUES = 1 << 26
 
 
@@ -195,7 +196,7 @@ def _winners(logits: torch.Tensor, scores: torch.Tensor, padded: tuple[int, int]
     """Each pixel's winning query (the first of equal maxima of score x sigmoid, as the originals' argmax(0)), whether
     the winner's own mask holds the pixel, and each query's own mask area; the masks made a chunk of queries at a
     time, a later chunk winning a pixel only with a larger value."""
-    n, pixels = logits.shape[0], target[0] * target[1]
+    n, pixels = logits.shape[0], max(target[0] * target[1], padded[0] * padded[1])
     step = max(1, CHUNK_VALUES // max(1, pixels))
     best = ids = win = None
     own_area = torch.empty(n, dtype=torch.int64, device=logits.device)

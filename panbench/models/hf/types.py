@@ -351,13 +351,13 @@ _DATASET_TABLE: list[tuple[str, str, str, str, str, dict[str, float], str, str]]
 BACKBONE_NEEDS = {"DiNAT-L (IN-21k)": ("natten", "its DiNAT backbone runs natten's neighbourhood attention")}
 
 # EoMT's ADE20K panoptic checkpoints (tue-mps/eomt model_zoo/dinov2.md at commit 7bd19dd, ADE20K panoptic tables:
-# COCO-pretrained; FPS on an NVIDIA H100 where the table prints one beside it)
+# COCO-pretrained; FPS on an NVIDIA H100)
 _EOMT_ADE = "tue-mps/eomt model_zoo/dinov2.md, ADE20K panoptic tables (FPS: NVIDIA H100, torch.compile)"
 _EOMT_ADE_TABLE: list[tuple[str, str, str, str, float, float | None]] = [
     ("hf-eomt_l-640-ade20k", "tue-mps/ade20k_panoptic_eomt_large_640", "ViT-L (DINOv2)", "640x640", 50.6, 128),
     ("hf-eomt_g-640-ade20k", "tue-mps/ade20k_panoptic_eomt_giant_640", "ViT-g (DINOv2)", "640x640", 51.3, 55),
     ("hf-eomt_l-1280-ade20k", "tue-mps/ade20k_panoptic_eomt_large_1280", "ViT-L (DINOv2)", "1280x1280", 51.7, 30),
-    ("hf-eomt_g-1280-ade20k", "tue-mps/ade20k_panoptic_eomt_giant_1280", "ViT-g (DINOv2)", "1280x1280", 52.8, None),
+    ("hf-eomt_g-1280-ade20k", "tue-mps/ade20k_panoptic_eomt_giant_1280", "ViT-g (DINOv2)", "1280x1280", 52.8, 12),
 ]
 
 
