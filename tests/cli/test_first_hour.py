@@ -109,8 +109,8 @@ def test_model_all_says_which_models_it_is() -> None:
     from panbench.cli.running import models_and_dataset
 
     text = " ".join(_help("eval").split())
-    assert "'all' (the MMDetection models of the dataset: the zoo's for coco, the three demo models with --dataset " \
-        "demo)" in text, text
+    assert "'all' (the registered models of the dataset: the MMDetection zoo's for coco, the three demo models with " \
+        "--dataset demo, the transformers checkpoints of the others: panbench ls --only-dataset NAME)" in text, text
     specs, dataset = models_and_dataset("all", "demo")
     assert dataset == "demo" and len(specs) == 3 and all(s.name.startswith("demo-") for s in specs)
     specs, dataset = models_and_dataset("all", None)
