@@ -13,7 +13,7 @@ from panbench.package import REPO_ROOT
 SCRIPTS = ["ablation_postprocess", "bench_analysis", "bench_ap", "bench_eval", "bench_mmdet_metric", "bench_ops",
            "bench_pq", "profile_pq", "bench_eval_ap", "record_mmcv_ops", "train_demo_models", "bench_compile",
            "bench_torchmetrics", "bench_detectron2", "ab_score", "ab_eval", "test_times", "bench_gpu_eval",
-           "bench_memory", "record_ade20k_prepare_fixture"]
+           "bench_memory", "record_ade20k_prepare_fixture", "ab_fusion"]
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
