@@ -128,7 +128,7 @@ def delta(res: dict[str, Any] | None, published: dict[str, float | None],
     measured = {"AP": (f.get("ap") or {}).get("AP"), "mIoU": semantic}
     for k, value in measured.items():
         if published.get(k) is not None:
-            out[k] = None if value is None else value - published[k]  # type: ignore[operator]
+            out[k] = None if value is None else value - published[k]
     return out
 
 

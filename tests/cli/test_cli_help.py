@@ -93,7 +93,8 @@ def test_help_prints_no_doubled_percent(cmd, capsys) -> None:
 
 
 @pytest.mark.parametrize("argv, says", [
-    (["ls", "--only-dataset", "foo"], "--only-dataset foo: no registered model is for it; use one of: ade20k, cityscapes, coco, demo, mapillary"),
+    (["ls", "--only-dataset", "foo"],
+     "--only-dataset foo: no registered model is for it; use one of: ade20k, cityscapes, coco, demo, mapillary"),
     (["score", "--gt-json", "a", "--gt-dir", "b", "--pred-json", "c", "--pred-dir", "d", "--procs", "0"],
      "--procs: must be an integer >= 1, got 0"),
     (["score", "--gt-json", "a", "--gt-dir", "b", "--pred-json", "c", "--pred-dir", "d", "--name", ""],

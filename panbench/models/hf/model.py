@@ -454,10 +454,11 @@ _OWN: dict[str, dict[str, float]] = {}  # hf:<ref> -> the original's settings on
 
 
 def load_hf_model(ref: str, categories: Any, device: str, any_rank: Callable[[bool], bool] | None = None,
-                  cfg_options: dict[str, Any] | None = None, dataset: ForDataset = ForDataset()) -> Built:
+                  cfg_options: dict[str, Any] | None = None, dataset: ForDataset | None = None) -> Built:
     """``hf:<ref>`` -> the model on ``device`` and its provenance, its inference the original's on ``dataset``;
     ``cfg_options``: its post-processing's settings in place of the original's (:func:`panbench.models.hf.types.
-    cfg_settings`)."""
+    cfg_settings`); ``dataset`` None: COCO."""
+    dataset = ForDataset() if dataset is None else dataset
     d, hub_id = resolve_dir(ref, any_rank)
     where = f"hf:{ref}"
     transformers = _quiet_transformers()
@@ -509,7 +510,8 @@ def _processor(d: Path, mtype: ModelType, auto: Any, version: str) -> Any:
     if mtype.resize_shim and importlib.util.find_spec("torchvision") is None:
         _oneformer_resize_without_torchvision()
     backend = processor_backend(version)
-    return _step(lambda: auto.from_pretrained(d, **backend), d, "its processor does not load (preprocessor_config.json)")
+    return _step(lambda: auto.from_pretrained(d, **backend), d,
+                 "its processor does not load (preprocessor_config.json)")
 
 
 def _quiet_transformers() -> Any:

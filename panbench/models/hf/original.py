@@ -198,22 +198,22 @@ def _winners(logits: torch.Tensor, scores: torch.Tensor, padded: tuple[int, int]
     time, a later chunk winning a pixel only with a larger value."""
     n, pixels = logits.shape[0], max(target[0] * target[1], padded[0] * padded[1])
     step = max(1, CHUNK_VALUES // max(1, pixels))
-    best = ids = win = None
     own_area = torch.empty(n, dtype=torch.int32, device=logits.device)
-    for lo in range(0, n, step):
+
+    def chunk(lo: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The chunk's best value per pixel, its query (counted from 0 over all) and that query's own probability."""
         masks = image_masks(logits[lo:lo + step].float(), padded, size, target).sigmoid()
         own_area[lo:lo + masks.shape[0]] = (masks >= mask_threshold).flatten(1).sum(1, dtype=torch.int32)
         weighted = scores[lo:lo + step].view(-1, 1, 1) * masks
         # along a contiguous row per pixel: 5x faster on the CPU than reducing across the queries' planes
         value, arg = weighted.flatten(1).t().contiguous().max(1)
-        prob = masks.flatten(1).gather(0, arg[None])[0]  # the chunk winner's own probability
-        if best is None:
-            best, ids, win = value, arg, prob
-        else:
-            later = value > best
-            best, ids = torch.where(later, value, best), torch.where(later, arg + lo, ids)
-            win = torch.where(later, prob, win)
-    assert best is not None and ids is not None and win is not None
+        return value, arg + lo, masks.flatten(1).gather(0, arg[None])[0]
+
+    best, ids, win = chunk(0)
+    for lo in range(step, n, step):
+        value, arg, prob = chunk(lo)
+        later = value > best
+        best, ids, win = torch.where(later, value, best), torch.where(later, arg, ids), torch.where(later, prob, win)
     return ids.view(target), (win >= mask_threshold).view(target), own_area
 
 

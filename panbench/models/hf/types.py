@@ -376,7 +376,8 @@ def models() -> list[ModelSpec]:
                         input_size=size, published_fps=fps, published_fps_device="NVIDIA H100" if fps else None,
                         framework=hf, published_rules="eomt",  # EoMT's own evaluation (docs/pq-rules.md)
                         published_pipeline="original", dataset=dataset)
-              for table, source, dataset in ((_EOMT_TABLE, _EOMT_ZOO, "coco"), (_EOMT_DINOV3_TABLE, _EOMT_DINOV3, "coco"),
+              for table, source, dataset in ((_EOMT_TABLE, _EOMT_ZOO, "coco"),
+                                             (_EOMT_DINOV3_TABLE, _EOMT_DINOV3, "coco"),
                                              (_EOMT_ADE_TABLE, _EOMT_ADE, "ade20k"))
               for name, ref, backbone, size, pq, fps in table]
     return specs + [ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture=arch, backbone=backbone, ref=ref,
