@@ -10,7 +10,7 @@ from typing import Any
 
 from panbench.data.catalog import folder
 from panbench.data.coco import open_checked
-from panbench.data.datasets import layout, link_or_copy, run_converter
+from panbench.data.datasets import copy_json_last, layout, link_or_copy, run_converter
 from panbench.errors import InputError
 from panbench.pq.coco_format import read_json, safe_join
 
@@ -103,9 +103,7 @@ def prepare_coconut(root: Path, src: Path, coco_root: Path) -> Path:
     else:
         out_png.mkdir(parents=True, exist_ok=True)
         _copy_pngs_from_zip(pngs, png_names, out_png)
-    tmp = out_json.with_name(out_json.name + ".part")
-    shutil.copyfile(ann_json, tmp)  # the JSON last: its presence says the dataset is prepared
-    tmp.replace(out_json)
+    copy_json_last(ann_json, out_json)
     print(f"  {len(png_names)} PNGs of {ann_json.name} and their val2017 images put in place")
     return root
 

@@ -191,6 +191,14 @@ def link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
+def copy_json_last(src: Path, dst: Path) -> None:
+    """A release's JSON copied to ``dst`` through a temporary name, the last step of preparing a dataset: its
+    presence says the dataset is prepared, so a run stopped before leaves none."""
+    tmp = dst.with_name(dst.name + ".part")
+    shutil.copyfile(src, tmp)
+    tmp.replace(dst)
+
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 

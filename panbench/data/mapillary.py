@@ -4,11 +4,10 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
-from panbench.data.datasets import layout, link_or_copy, run_converter
+from panbench.data.datasets import copy_json_last, layout, link_or_copy, run_converter
 from panbench.errors import InputError
 from panbench.pq.coco_format import read_json, safe_join
 
@@ -65,9 +64,7 @@ def prepare_mapillary(root: Path, src: Path) -> Path:
         dst = safe_join(out_png if f.suffix == ".png" else out_img, name, str(f))
         dst.parent.mkdir(parents=True, exist_ok=True)
         link_or_copy(f, dst)
-    tmp = out_json.with_name(out_json.name + ".part")
-    shutil.copyfile(ann_json, tmp)  # the JSON last: its presence says the dataset is prepared
-    tmp.replace(out_json)
+    copy_json_last(ann_json, out_json)
     print(f"  {len(files) // 2} images and their panoptic PNGs linked from {img_dir.parent}")
     return root
 
