@@ -57,6 +57,7 @@ class Card:
 
 
 _PANOPTICAPI = "panopticapi's pq_compute (detectron2's COCOPanopticEvaluator, mmdet's CocoPanopticMetric)"
+_D2_PANOPTIC = "panopticapi's pq_compute through detectron2's COCOPanopticEvaluator"
 _COCO_VOID = ("segment id 0 and pixels of ids segments_info does not list: VOID, left out of matching; a prediction "
               "whose overlap with VOID is over half its area is no false positive")
 _COCO_CROWD = ("iscrowd 1 segments are never matched; a prediction overlapping a crowd region of its class by over "
@@ -130,8 +131,7 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
             "dynamic, ground, parking, rail track, guard rail, bridge, tunnel, polegroup, caravan, trailer, "
             "license plate): segment id 0",
             crowd="a region of a thing label without instance ids (instanceIds value below 1000) is iscrowd 1",
-            evaluator="panopticapi's pq_compute through detectron2's COCOPanopticEvaluator on createPanopticImgs' "
-            "JSON (Mask2Former, OneFormer)",
+            evaluator=f"{_D2_PANOPTIC} on createPanopticImgs' JSON (Mask2Former, OneFormer)",
             converter="cityscapesscripts' createPanopticImgs, label ids (panbench data cityscapes)",
             cross_check="cityscapesscripts' evalPanopticSemanticLabeling (tests/data/test_cityscapes_eval.py)")),
     Dataset(
@@ -152,8 +152,8 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
             "semantic order (0 = wall): mapped by name",
             void="semantic value 0, and pixels of a thing class without an instance: segment id 0",
             crowd="none",
-            evaluator="panopticapi's pq_compute through detectron2's COCOPanopticEvaluator on "
-            "prepare_ade20k_pan_seg.py's JSON (Mask2Former, OneFormer); EoMT's own evaluation for EoMT",
+            evaluator=f"{_D2_PANOPTIC} on prepare_ade20k_pan_seg.py's JSON (Mask2Former, OneFormer); EoMT's own "
+            "evaluation for EoMT",
             converter="panbench data ade20k, as MMDetection 3.3.0's ade20k2coco.py; the same segments as "
             "prepare_ade20k_pan_seg.py (tests/data/test_ade20k_converters.py)",
             # transformers' ADE20K checkpoints label each class by its first ADE20K (objectInfo150) name
@@ -177,7 +177,7 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
             "(Mask2Former's contiguous ids), mapped by name",
             void="segment id 0 (the v1.2 'Unlabeled' label has no category)",
             crowd="iscrowd as panoptic_2018.json marks it",
-            evaluator="panopticapi's pq_compute through detectron2's COCOPanopticEvaluator (Mask2Former, OneFormer)",
+            evaluator=f"{_D2_PANOPTIC} (Mask2Former, OneFormer)",
             converter="none: the release's JSON and PNGs (panbench data mapillary links them)",
             terms="Mapillary Vistas Research Edition: CC BY-NC-SA 4.0 (non-commercial)")),
     Dataset(

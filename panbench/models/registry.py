@@ -118,10 +118,10 @@ def all_of(specs: list[ModelSpec], dataset: str) -> list[ModelSpec]:
     that cannot run here (:meth:`Family.unavailable`) left out with a note."""
     own = [s for s in specs if s.dataset == dataset]
     chosen = [s for s in own if FAMILIES[s.framework].in_all] or own
-    for s in chosen:
-        if (why := FAMILIES[s.framework].unavailable(s)) is not None:
-            print(f"note: --model all leaves out {why}", file=sys.stderr)
-    return [s for s in chosen if FAMILIES[s.framework].unavailable(s) is None]
+    why = {s.name: FAMILIES[s.framework].unavailable(s) for s in chosen}
+    for reason in filter(None, why.values()):
+        print(f"note: --model all leaves out {reason}", file=sys.stderr)
+    return [s for s in chosen if why[s.name] is None]
 
 
 def ref_spec(fam: Family, ref: str) -> ModelSpec:
