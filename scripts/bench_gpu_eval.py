@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """On a CUDA device: the forward alone, ``panbench eval`` and MMDetection's test loop over the same COCO-size images.
 
-The images: the real 2-image COCO panoptic sample (640x480 and 640x427) replicated to ``--images`` (default 200) at
+The images: the real 2-image COCO panoptic sample (640x427 and 640x360) replicated to ``--images`` (default 200) at
 their own sizes, under new image ids, in a temp folder in the COCO layout that ``eval --dataset coco`` reads (the
 files are links to the sample's; the copies of one image come one after the other, each run a multiple of the largest
 batch size, so that MMDetection's batches, which pad to the largest image of a batch, hold one size as panbench's do).
@@ -560,8 +560,9 @@ def fmt(x: float | None, spec: str = "8.2f") -> str:
     return f"{x:{spec}}" if x is not None and not math.isnan(x) else f"{'-':>{width}}"
 
 
-def table(rows: list[dict[str, Any]], gt: float) -> list[str]:
-    """The printed table (module docstring); images/s, outside = eval's share of time outside the forward."""
+def table(rows: list[dict[str, Any]], gt: float, smoke: bool = False) -> list[str]:
+    """The printed table (module docstring); images/s, outside = eval's share of time outside the forward. A smoke
+    run (``--input small``) prints no ratio: its timings check that each side runs, they compare nothing."""
     head = (f"{'model':13} {'batch':>5} {'prec':>5} {'compile':>8} {'pass':>6} {'kept/img':>8} {'fwd img/s':>9} "
             f"{'eval img/s':>10} {'outside':>7} {'mmdet img/s':>11} {'eval/fwd':>8} {'eval/mmdet':>10}")
     lines = [f"ground truth: {gt:.1f} segments per image", head]
@@ -576,13 +577,17 @@ def table(rows: list[dict[str, Any]], gt: float) -> list[str]:
         mm_cell = fmt(mm, "11.2f") if "na" not in r["mmdet"] else f"{'n/a':>11}"
         lines.append(f"{lead} {r['eval']['kept_per_image']:8.1f} {fmt(fwd, '9.2f')} {fmt(ev, '10.2f')} "
                      f"{fmt(100 * out if out is not None else None, '6.1f')}% {mm_cell} "
-                     f"{fmt(ev / fwd if ev and fwd else None, '8.2f')} {fmt(ev / mm if ev and mm else None, '10.2f')}")
+                     f"{fmt(ev / fwd if ev and fwd and not smoke else None, '8.2f')} "
+                     f"{fmt(ev / mm if ev and mm and not smoke else None, '10.2f')}")
     reasons = sorted({r["mmdet"]["na"] for r in rows if "na" in r.get("mmdet", {})})
     if reasons:
         lines.append("mmdet n/a: " + "; ".join(reasons))
     lines.append("img/s: forward alone (first batch of each shape untimed); eval: its record's timed_images / wall_s; "
                  "mmdet: after the first iteration to test()'s end. outside: eval's wall outside the forward. "
                  "eval/fwd, eval/mmdet: ratios of images/s")
+    if smoke:
+        lines.append("eval/fwd, eval/mmdet not printed: --input small is a smoke test of the script (a few small "
+                     "images), its speeds no benchmark")
     return lines
 
 
@@ -696,7 +701,7 @@ def main(argv: list[str] | None = None) -> int:
     if skipped:
         print(f"skipped ({len(skipped)} rows, the --budget-s {a.budget_s:.0f} s would pass): " + "; ".join(skipped))
     bad = check(rows)
-    lines = table(rows, s.gt_per_image)
+    lines = table(rows, s.gt_per_image, smoke=a.input == "small")
     write_json(a, s, rows, skipped, bad)
     if bad:
         print(f"PQ MISMATCH between panbench eval and mmdet in {len(bad)} row(s): {'; '.join(bad)}; no ratio is "

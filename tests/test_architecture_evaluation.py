@@ -10,7 +10,7 @@ PACKAGE = "panbench.evaluation"
 
 #: module or subpackage of panbench.evaluation -> its floor, from the bottom up
 FLOORS: dict[str, int] = {
-    "options": 1, "timings": 1, "context": 1,  # the run's vocabulary
+    "options": 1, "timings": 1, "context": 1, "progress": 1,  # the run's vocabulary, its progress bar
     "runtime": 2,  # where it executes: device, ranks, memory
     "storage": 3,  # what it writes beside the record: the resume cache, the saved predictions
     "loading": 4,  # the loaded model

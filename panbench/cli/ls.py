@@ -1,4 +1,5 @@
-"""``panbench ls``: the registered models, their published PQ, and where their weights are: ``cached`` (downloaded),
+"""``panbench ls``: the registered models, their published PQ (marked with the rules it was computed under where
+they are not panopticapi's: ``46.7 (eomt)``), and where their weights are: ``cached`` (downloaded),
 ``download`` (fetched on first use), ``committed`` (the demo models', under ``checkpoints/``); with ``--params``,
 parameters and GFLOPs counted on random weights, kept in the model facts cache (:mod:`panbench.evaluation.flops`)."""
 
@@ -20,8 +21,10 @@ HEAD = ("model", "architecture", "backbone", "dataset", "input", "pub. PQ", "PQ_
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser("ls", parents=[common.only_dataset], help="list the models panbench knows",
-                       description="Every registered model with architecture, backbone, published PQ and whether its "
-                       "weights are cached, to be downloaded or committed in the repository (the demo models).")
+                       description="Every registered model with architecture, backbone, published PQ (marked with "
+                       "the rules it was computed under where they are not panopticapi's, e.g. 46.7 (eomt)) and "
+                       "whether its weights are cached, to be downloaded or committed in the repository (the demo "
+                       "models).")
     p.add_argument("--params", action="store_true",
                    help="build each model (random weights) to count its parameters and its GFLOPs on one 640x480 "
                    "image (COCO val's most common size) through its test pipeline (COCO models: 800x1067 after "
@@ -41,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     rows, counted, t0 = [], Counter[str](), time.perf_counter()  # models counted "now", read from the cache "cached"
     for i, s in enumerate(specs):
         rows.append((s.name, s.architecture, s.backbone, s.dataset, s.input_size or "-",
-                     *(_num(s.published.get(k)) for k in ("PQ", "PQ_th", "PQ_st")), _num(s.published_fps, "{:.0f}"),
+                     *(_ruled(s, s.published.get(k)) for k in ("PQ", "PQ_th", "PQ_st")),
+                     _num(s.published_fps, "{:.0f}"),
                      *_sizes(s, args.params, counted, f"{i + 1}/{len(specs)}"), family(s.framework).weights_state(s),
                      ", ".join(s.aliases)))
     widths = [max(len(str(r[i])) for r in [HEAD, *rows]) for i in range(len(HEAD))]
@@ -60,6 +64,19 @@ def run(args: argparse.Namespace) -> int:
 
 def _num(v: float | None, fmt: str = "{:.1f}") -> str:  # a published number, - when none is
     return fmt.format(v) if v is not None else "-"
+
+
+def _rules_of(spec) -> str | None:
+    """The rules the model's published numbers were computed under: its own, else its source's; None: unknown."""
+    from panbench.records.io import _rules_of_source
+
+    return spec.published_rules or _rules_of_source(spec.published_source or "")
+
+
+def _ruled(spec, v: float | None) -> str:
+    """A published PQ, marked with its rules where they are not panopticapi's: ``46.7 (eomt)``, ``46.7 (rules?)``."""
+    rule = _rules_of(spec)
+    return _num(v) if v is None or rule == "panopticapi" else f"{_num(v)} ({rule or 'rules?'})"
 
 
 def _sizes(spec, measure: bool, counted: Counter[str], step: str) -> tuple[str, str]:
@@ -84,11 +101,23 @@ def _footnotes(specs: list, rows: list[tuple], measure: bool) -> list[str]:
     """What a ``-`` in the params and GFLOPs columns means, for the rows that have one."""
     i, j = HEAD.index("params"), HEAD.index("GFLOPs")
     hub = sorted({s.framework for s, r in zip(specs, rows) if r[i] == "-" or (measure and r[j] == "-")})
-    out = []
+    out = [_rules_note([_rules_of(s) for s in specs if any(v is not None for v in s.published.values())])]
     if not measure:
         out.append("GFLOPs: counted by `panbench ls --params` (random weights, one 640x480 image) and, on real "
                    "images, by `panbench eval` (its record's flops)")
     if hub:
         out.append(f"params/GFLOPs -: a {' or '.join(hub)} model is built from its hub download, which ls does not "
                    "make; `panbench eval --model NAME` downloads it and records both (`panbench table` shows them)")
-    return out
+    return [n for n in out if n]
+
+
+def _rules_note(rules: list[str | None]) -> str:
+    """What a published PQ's mark says: the rules it was computed under (unmarked: panopticapi's); '' for none."""
+    if not rules:
+        return ""
+    marked = ", ".join(f"({r})" for r in sorted({r for r in rules if r not in (None, "panopticapi")}))
+    return ("pub. PQ, PQ_th, PQ_st: the source's numbers; unmarked: computed under panopticapi's rules (COCO's "
+            "reference, as panbench's own PQ)" + (f"; marked {marked}: under the rules of that name, to set beside "
+                                                 "a run's PQ under them, which eval computes for such a model "
+                                                 "(`table --vs-published`; docs/pq-rules.md)" if marked else "")
+            + ("; (rules?): the source does not say its rules" if None in rules else ""))

@@ -1,7 +1,8 @@
 """One run of a model on a dataset, in floors: a module imports only modules of its floor or below (each module:
 docs/architecture.md, "The packages and what each may import").
 
-1. The run's vocabulary, importing no other evaluation module: :mod:`.options`, :mod:`.timings`, :mod:`.context`.
+1. The run's vocabulary and its progress bar, importing no other evaluation module: :mod:`.options`, :mod:`.timings`,
+   :mod:`.context`, :mod:`.progress`.
 2. :mod:`.runtime`: where it executes: the device, the torchrun ranks, out of memory, peak memory.
 3. :mod:`.storage`: what it writes beside the record: the resume cache, the saved predictions.
 4. :mod:`.loading`: config, checked weights, class mapping, test pipeline: one ``LoadedModel``.

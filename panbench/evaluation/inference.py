@@ -23,6 +23,7 @@ from panbench.data.datasets import PanopticDataset
 from panbench.errors import InputError, PanbenchError
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.options import EvalOptions
+from panbench.evaluation.progress import Progress
 from panbench.evaluation.runtime import forward_resilient
 from panbench.evaluation.storage import PredictionWriter
 from panbench.evaluation.timings import Timings
@@ -32,67 +33,6 @@ from panbench.models.grid import Setting
 from panbench.pq.png import read_ids
 from panbench.pq.threads import ALIVE_CHECK_S, STOP_S, join_while_alive
 from panbench.robustness.pipeline import CorruptedPipeline
-
-
-class Progress:
-    """The eval progress bar over every image of the run (docs/eval.md, "What one run does"); no lock between
-    processes (a killed one would leave it held); only the process that made the bar draws it."""
-
-    def __init__(self, total: int, desc: str, enabled: bool = True, store_key: str | None = None) -> None:
-        self._counts: Any = mp.RawArray("q", 1)  # one slot per process; shared with processes forked later
-        self._slot = 0  # this process's
-        self._lock = threading.Lock()  # between the threads of one process
-        self._owner = os.getpid()
-        self._bar: Any = None
-        self._store: Any = None
-        if store_key:
-            from torch.distributed import distributed_c10d
-
-            self._store = distributed_c10d._get_default_store()
-        self._key = store_key
-        if enabled:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True, leave=False)
-
-    def fork_slots(self, n: int) -> None:
-        """Before forking processes 1 .. ``n - 1``: a slot for each (the count so far kept in slot 0, this
-        process's); each forked process then calls :meth:`use_slot` with its number."""
-        counts = mp.RawArray("q", max(1, n))
-        counts[0] = self.count
-        self._counts, self._slot = counts, 0
-
-    def use_slot(self, k: int) -> None:
-        """In forked process ``k``: add to slot ``k`` (its own) from now on."""
-        self._slot = k
-
-    @property
-    def count(self) -> int:
-        """Images done so far, in all processes (all ranks under torchrun)."""
-        if self._store is not None:
-            return int(self._store.add(self._key, 0))
-        return int(sum(self._counts))
-
-    def add(self, n: int) -> None:
-        """``n`` more images done (in this process, a forked one or another rank)."""
-        if self._store is not None:
-            self._store.add(self._key, n)
-        else:
-            with self._lock:
-                self._counts[self._slot] += n
-        self.refresh()
-
-    def refresh(self) -> None:
-        """Redraw with the count of every process (in the process that made the bar)."""
-        if self._bar is not None and os.getpid() == self._owner:
-            self._bar.n = self.count
-            self._bar.refresh()
-
-    def close(self) -> None:
-        if self._bar is not None and os.getpid() == self._owner:
-            self.refresh()
-            self._bar.close()
-            self._bar = None
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,10 @@ from panbench.errors import PanbenchError
 from panbench.evaluation import record_fields, runtime, storage
 from panbench.evaluation.context import cpu_clock, marker, speed_context
 from panbench.evaluation.flops import run_gflops
-from panbench.evaluation.inference import Outlet, Progress, Shard, cpu_procs_for, run_inference, run_inference_cpu
+from panbench.evaluation.inference import Outlet, Shard, cpu_procs_for, run_inference, run_inference_cpu
 from panbench.evaluation.loading import LoadedModel, load_model
 from panbench.evaluation.options import PIPELINE_KEY, EvalOptions
+from panbench.evaluation.progress import Progress
 from panbench.evaluation.timings import Timings, precision_info
 from panbench.evaluators import Evaluators
 from panbench.evaluators.contract import fresh_copy, load_evaluators
@@ -177,7 +178,8 @@ class Run:
             return
         name = self.spec.name + (f" [{part.setting.label()}]" if part.setting is not None else "")
         if lacking:
-            said = ", ".join(f"{k} ({n} images)" for k, n in lacking.items())
+            shown = storage.share_names(part.evaluators.members)  # as the run asks for them, not the cache's keys
+            said = ", ".join(f"{shown.get(k, k)} ({n} images)" for k, n in lacking.items())
             print(f"resuming {name}: the cache holds no share of {said} (an evaluator or version it was not made "
                   "with): they run again", file=sys.stderr)
         if part.done:

@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ from panbench.errors import InputError, PanbenchError
 from panbench.evaluation.context import pid_alive
 from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.runtime import barrier, dist_any, dist_gather, dist_info, local_rank
+from panbench.evaluators.builtin import RulesEvaluator
+from panbench.evaluators.contract import BuiltIn, cache_key_of, name_of
 from panbench.models.registry import ModelSpec
 from panbench.pq.matching import MATCH_FIELDS
 from panbench.pq.result import (
@@ -188,6 +191,24 @@ class StatsCache:
             self._seq += 1
             name = self.dir / f"chunk-{self.tag}-{os.getpid()}-{self._seq:06d}.npz"
         _write_chunk(name, pending)
+
+
+#: the built-in evaluators as a resume line names them
+_SHOWN = {"PQ": "PQ", "Analyses": "the analyses", "AP": "AP", "SemanticConfusion": "mIoU"}
+
+
+def share_name(member: Any) -> str:
+    """An evaluator's name in a resume line: the rules as the run asks for them (``--rules torchmetrics``: ``rules
+    torchmetrics``, not the cache's key ``Rules@2:torchmetrics/7``), a built-in by what it measures, a user's
+    evaluator by the key the cache keeps its shares under (its own ``name@version``, docs/api.md)."""
+    if isinstance(member, RulesEvaluator):
+        return "rules " + ",".join(member.rules)
+    return _SHOWN.get(name_of(member), name_of(member)) if isinstance(member, BuiltIn) else cache_key_of(member)
+
+
+def share_names(members: Iterable[Any]) -> dict[str, str]:
+    """:func:`share_name` of each member, by its cache key."""
+    return {cache_key_of(m): share_name(m) for m in members}
 
 
 def _written_order(f: Path) -> tuple[int, str]:

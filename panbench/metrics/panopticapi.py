@@ -8,11 +8,11 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from panbench.errors import InputError
 from panbench.evaluators import Evaluators
 from panbench.evaluators.files import score_folder
 from panbench.pq.coco_format import png_folder
 from panbench.pq.diagnosis import warn_findings
+from panbench.pq.paths import not_a_folder
 from panbench.pq.rule_names import rule_list
 from panbench.pq.score import read_truth, with_pq_if_fixed
 from panbench.pq.sums import panopticapi_summary
@@ -29,8 +29,9 @@ def pq_compute(gt_json_file: str | os.PathLike[str], pred_json_file: str | os.Pa
     gt_folder = png_folder(gt_json_file) if gt_folder is None else gt_folder
     pred_folder = png_folder(pred_json_file) if pred_folder is None else pred_folder
     for folder, name, js in ((gt_folder, "gt_folder", gt_json_file), (pred_folder, "pred_folder", pred_json_file)):
-        if not os.path.isdir(folder):
-            raise InputError(f"{folder}: no such folder of panoptic PNGs; pass {name} (the PNGs of {js})")
+        fix = f"pass {name} (the PNGs of {js})"
+        if (err := not_a_folder(folder, name, fix, f"{folder}: no such folder of panoptic PNGs; {fix}")) is not None:
+            raise err
     truth = read_truth(gt_json_file)
     evaluators = Evaluators.for_run(truth.categories, analyses=False, semantic=False, diagnose=True, rules=names)
     score_folder(evaluators, truth, gt_folder, pred_json_file, pred_folder)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -17,6 +18,7 @@ from panbench.pq import native
 from panbench.pq.ahead import NOT_SCANNED, HeldFile, forget, read_held, take
 from panbench.pq.kernels import _SENTINEL, MAX_ID
 from panbench.pq.matching import CategoryTable, Segments
+from panbench.pq.paths import HEAD_BYTES, content_kind, link_fix, path_kind
 
 
 class UnknownCategoryError(InputError):
@@ -97,10 +99,7 @@ def _document(path: str | os.PathLike[str], what: str, scan: bool | None) -> tup
     p = Path(path)
     if not p.is_file():
         forget(p)
-        if p.exists():  # a device (/dev/null), a FIFO, a socket: nothing a JSON document is read from
-            kind = "empty (a device, not a file)" if p.is_char_device() else "not a regular file (a pipe or socket)"
-            raise InputError(f"{p}: {what} is {kind}; pass the JSON file itself")
-        raise InputError(f"{p}: {what} not found; check the path")
+        raise _not_a_document(p, what)
     raw = None
     try:
         raw, found, file = _read(p, scan)
@@ -111,10 +110,27 @@ def _document(path: str | os.PathLike[str], what: str, scan: bool | None) -> tup
         if raw is not None and (not raw or raw.isspace()):
             raise InputError(f"{p}: {what} is empty; pass the JSON file once it has been written (re-export "
                              "it)") from e
+        if raw is not None and (kind := content_kind(raw[:HEAD_BYTES])) not in (None, "a JSON file"):
+            raise InputError(f"{p}: {what} is {kind}, not JSON; pass the JSON file itself (a PNG's folder is given "
+                             "apart)") from e
         raise InputError(f"{p}: {what} is not valid JSON ({e}); re-export or re-download it") from e
     if not isinstance(data, dict):
         raise InputError(f"{p}: {what} must be a JSON object with an 'annotations' list")
     return data, file
+
+
+def _not_a_document(p: Path, what: str) -> InputError:
+    """The error of a JSON's path at which no regular file is: what is there instead
+    (:func:`~panbench.pq.paths.path_kind`), or that nothing is."""
+    kind = path_kind(p)
+    if kind is None:
+        return InputError(f"{p}: {what} not found; check the path")
+    if kind == "a device":  # /dev/null
+        return InputError(f"{p}: {what} is empty (a device, not a file); pass the JSON file itself")
+    if kind in ("a pipe", "a socket"):
+        return InputError(f"{p}: {what} is not a regular file (a pipe or socket); pass the JSON file itself")
+    fix = link_fix(kind, "JSON file") or "pass the JSON file itself"
+    return InputError(f"{p}: {what} is {kind}, not a JSON file; {fix}")
 
 
 def _read(p: Path, scan: bool | None) -> tuple[bytes, Any, HeldFile]:
@@ -193,10 +209,51 @@ def read_ground_truth(path: str | os.PathLike[str], what: str = "ground-truth JS
     :func:`read_json`."""
     data, file = _document(path, what, scan)
     images = data.get("images")
-    sizes = {im.get("id"): (im["height"], im["width"]) for im in (images if isinstance(images, list) else [])
+    images = images if isinstance(images, list) else []
+    floats = WholeFloats()
+    for im in images:
+        floats.take(im, ("id",), "image")
+    sizes = {im.get("id"): (im["height"], im["width"]) for im in images
              if isinstance(im, dict) and isinstance(im.get("height"), int) and isinstance(im.get("width"), int)}
-    return GroundTruthJSON(Path(path), data, parse_categories(data, path), parse_annotations(data, path, gt=True),
-                           sizes, file)
+    truth = GroundTruthJSON(Path(path), data, parse_categories(data, path, floats),
+                            parse_annotations(data, path, gt=True, floats=floats), sizes, file)
+    if note := floats.note(path):
+        print(note, file=sys.stderr)
+    return truth
+
+
+class WholeFloats:
+    """Ids (and a ground truth's areas) written as floats of whole values (``142238.0``, as pandas writes an integer
+    column that holds a NaN), each read as the integer it equals: how many, and the first (where, field, value) for
+    the one note."""
+
+    __slots__ = ("n", "first")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.first: tuple[str, str, float] | None = None
+
+    def take(self, obj: Any, keys: tuple[str, ...], where: str) -> None:
+        """Each of ``keys`` of ``obj`` (a dict; anything else left to the checks) that is a float of a whole value
+        replaced by its int."""
+        if type(obj) is not dict:
+            return
+        for k in keys:
+            v = obj.get(k)
+            if type(v) is float and v.is_integer():
+                obj[k] = int(v)
+                self.n += 1
+                if self.first is None:
+                    self.first = (where, k, v)
+
+    def note(self, path: str | os.PathLike[str]) -> str | None:
+        """The one note of the file ``path`` (None where no id was a float)."""
+        if self.first is None:
+            return None
+        where, key, v = self.first
+        return (f"note: {path}: {self.n} integer field(s) (ids, areas) written as floats of whole numbers (first: "
+                f"{where} {key} {v!r}) are read as the integers they equal; write them as integers (pandas: "
+                ".astype(int)) to be rid of this note")
 
 
 def _field(obj: Any, key: str, where: str, kind: type | tuple[type, ...]) -> Any:
@@ -205,13 +262,16 @@ def _field(obj: Any, key: str, where: str, kind: type | tuple[type, ...]) -> Any
     val = obj[key]
     if not isinstance(val, kind) or isinstance(val, bool) and kind is not bool:
         want = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
-        raise InputError(f"{where}: field '{key}' has the wrong type ({type(val).__name__}, not {want}); "
+        got = f"float {val!r}" if type(val) is float else type(val).__name__  # a float of a whole value is read
+        raise InputError(f"{where}: field '{key}' has the wrong type ({got}, not {want}); "
                          "write it as the COCO panoptic format does")
     return val
 
 
-def parse_categories(data: dict[str, Any], path: str | os.PathLike[str]) -> CategoryTable:
-    """The ``categories`` list of a ground-truth JSON as a :class:`CategoryTable`."""
+def parse_categories(data: dict[str, Any], path: str | os.PathLike[str],
+                     floats: WholeFloats | None = None) -> CategoryTable:
+    """The ``categories`` list of a ground-truth JSON as a :class:`CategoryTable`: an ``id`` written as a float of a
+    whole value read as its integer (counted in ``floats``), an ``isthing`` written as a JSON bool as 0 or 1."""
     cats = data.get("categories")
     if not isinstance(cats, list):
         raise InputError(f"{path}: missing field 'categories'; use the ground-truth panoptic JSON")
@@ -219,12 +279,18 @@ def parse_categories(data: dict[str, Any], path: str | os.PathLike[str]) -> Cate
         raise InputError(f"{path}: 'categories' is empty; list the dataset's categories (id, name, isthing), as "
                          "the ground-truth panoptic JSON does")
     seen: set[int] = set()
+    own, floats = floats is None, WholeFloats() if floats is None else floats
     for c in cats:
+        floats.take(c, ("id",), "category")
+        if type(c) is dict and (type(v := c.get("isthing")) is bool or type(v) is float and v in (0.0, 1.0)):
+            c["isthing"] = int(v)  # true/false (as iscrowd is read) or 0.0/1.0: 0 or 1
         cid = _field(c, "id", f"{path}: category", int)
         _field(c, "isthing", f"{path}: category {cid}", int)
         if cid in seen:
             raise InputError(f"{path}: duplicate category id {cid}; category ids must be unique")
         seen.add(cid)
+    if own and (note := floats.note(path)):
+        print(note, file=sys.stderr)
     return CategoryTable.from_coco(cats)
 
 
@@ -233,17 +299,22 @@ def _segment_ok(s: Any, gt: bool) -> bool:
         and (not gt or type(s.get("area")) is int)
 
 
-def parse_annotations(data: dict[str, Any], path: str | os.PathLike[str], gt: bool) -> dict[int, dict[str, Any]]:
-    """``annotations`` keyed by image id, with every field scoring needs checked."""
+def parse_annotations(data: dict[str, Any], path: str | os.PathLike[str], gt: bool,
+                      floats: WholeFloats | None = None) -> dict[int, dict[str, Any]]:
+    """``annotations`` keyed by image id, with every field scoring needs checked; an id (or a ground truth's area)
+    written as a float of a whole value read as its integer, counted in ``floats``."""
     if (anns := data.get("annotations")) is None:
         raise InputError(f"{path}: missing field 'annotations'; expected the COCO panoptic format")
     if not isinstance(anns, list):
         raise InputError(f"{path}: field 'annotations' is a {type(anns).__name__}, not a list; expected the COCO "
                          "panoptic format (a list of one annotation per image)")
     out: dict[Any, dict[str, Any]] = {}  # image ids are ints or strings
+    own, floats = floats is None, WholeFloats() if floats is None else floats
+    keys = ("id", "category_id", "area") if gt else ("id", "category_id")  # a non-integral float stays refused
     for ann in anns:
         if _usual(ann, gt, out):
             continue
+        floats.take(ann, ("image_id",), "annotation")
         image_id = _field(ann, "image_id", f"{path}: annotation", (int, str))
         where = f"{path}: image {image_id}"
         if not _field(ann, "file_name", where, str):
@@ -256,6 +327,7 @@ def parse_annotations(data: dict[str, Any], path: str | os.PathLike[str], gt: bo
             c = native.match()  # its typed(): the check below in C
             if type(segs) is not list or not c.typed(segs, gt):
                 for s in segs:
+                    floats.take(s, keys, f"image {image_id} segment")
                     if not _segment_ok(s, gt):  # the fast check; _field then names what is wrong
                         _field(s, "id", f"{where} segment", int)
                         _field(s, "category_id", f"{where} segment {s['id']}", int)
@@ -264,6 +336,8 @@ def parse_annotations(data: dict[str, Any], path: str | os.PathLike[str], gt: bo
         if image_id in out:
             raise DuplicateImageError(f"{where}: duplicate image id in 'annotations'; each image must appear once")
         out[image_id] = ann
+    if own and (note := floats.note(path)):
+        print(note, file=sys.stderr)
     return out
 
 
@@ -299,7 +373,11 @@ def _range_error(segments_info: list[dict[str, Any]], where: str) -> NoReturn:
     """Raise the one-line error of the first id (then area) out of range."""
     for s in segments_info:
         if not 1 <= s["id"] < MAX_ID:
-            raise InputError(f"{where}: segment id {s['id']} is outside 1..16777215 (R + 256G + 256^2B, 0 is VOID)")
+            fix = ("0 marks VOID pixels (no segment), which segments_info never lists: number the segments from 1 in "
+                   "the PNG and in segments_info alike (e.g. every id + 1), or leave the VOID entry out"
+                   if s["id"] == 0 else "renumber the segments within 1..16777215 in the PNG and in segments_info")
+            raise InputError(f"{where}: segment id {s['id']} is outside 1..16777215 (R + 256G + 256^2B, 0 is VOID); "
+                             f"{fix}")
     s = next(s for s in segments_info if not 0 <= s["area"] < 2**62)  # the caller found one
     raise InputError(f"{where}: segment {s['id']} has area {s['area']}; areas are pixel counts")
 
@@ -312,26 +390,58 @@ def _unpacked(packed: bytearray, n: int) -> Segments:
                     np.frombuffer(packed, np.float64, n, 24 * n))
 
 
+def score_problem(v: Any) -> str | None:
+    """What a predicted segment's ``score`` value ``v`` is where it is not a number in [0, 1] (the words after
+    "has score": ``1.5``, ``nan, not a finite number``, ``'0.9', a str, not a number``); None where it is one."""
+    if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, (bool, np.bool_)):
+        return f"{v!r}, a {type(v).__name__}, not a number"
+    try:
+        f = float(v)
+    except OverflowError:  # a JSON integer of hundreds of digits
+        digits = int(abs(int(v)).bit_length() * 0.30103) + 1
+        return f"{'-' if v < 0 else ''}1e{digits - 1} or so (an integer of {digits} digits)"
+    if 0.0 <= f <= 1.0:
+        return None
+    return (f"{f}" if np.isfinite(f) else f"{f}, not a finite number" if np.isnan(f) else
+            f"{f}, not a finite number (a JSON number past 1.8e308, such as 1e400, reads as {f})")
+
+
 def _score(s: dict[str, Any], where: str) -> float:
     """A predicted segment's own ``score`` (NaN without one): a number in [0, 1], else an InputError naming it."""
     v = s.get("score")
     if v is None and "score" not in s:
         return float("nan")
-    if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)):
-        try:
-            f = float(v)
-        except OverflowError:  # a JSON integer of hundreds of digits
-            digits = int(abs(int(v)).bit_length() * 0.30103) + 1
-            f, why = float("nan"), f"{'-' if v < 0 else ''}1e{digits - 1} or so (an integer of {digits} digits)"
-        else:
-            if 0.0 <= f <= 1.0:
-                return f
-            why = (f"{f}" if np.isfinite(f) else f"{f}, not a finite number" if np.isnan(f) else
-                   f"{f}, not a finite number (a JSON number past 1.8e308, such as 1e400, reads as {f})")
-    else:
-        why = f"{v!r}, a {type(v).__name__}, not a number"
+    if (why := score_problem(v)) is None and v is not None:  # a number in [0, 1]
+        return float(v)
     raise InputError(f"{where}: segment {s.get('id')} has score {why}; a score is the model's confidence in [0, 1] "
                      "(leave 'score' out where the segment has none)")
+
+
+def bad_score(annotations: dict[Any, dict[str, Any]]) -> tuple[Any, Any, str] | None:
+    """The first predicted segment (in the annotations' order) whose ``score`` is not a number in [0, 1]: its image
+    id, segment id and :func:`score_problem`'s words; None where every score is one or absent.  The arrays C packed
+    are checked at once, as one array of their scores (NaN: absent)."""
+    infos = [a["segments_info"] for a in annotations.values()]
+    scores = np.frombuffer(b"".join([p.fields[25 * p.n:] for p in infos if type(p) is PackedSegments]), np.float64)
+    packed_ok = bool(np.all(np.isnan(scores) | ((scores >= 0.0) & (scores <= 1.0))))
+    for image_id, segs in zip(annotations, infos):
+        if type(segs) is PackedSegments:
+            if packed_ok:
+                continue
+            segs = segs.to_list()
+        for seg in segs:
+            v = seg.get("score", 0.0) if type(seg) is dict else 0.0
+            if not (type(v) is float and 0.0 <= v <= 1.0) and (why := score_problem(v)) is not None:
+                return image_id, seg.get("id"), why
+    return None
+
+
+def drop_scores(annotations: dict[Any, dict[str, Any]]) -> None:
+    """Every predicted segment's ``score`` left out: each annotation's segments_info a list of its segments without
+    one (PQ reads none; the analyses of scores then see no scored segment)."""
+    for ann in annotations.values():
+        ann["segments_info"] = [{k: v for k, v in seg.items() if k != "score"} if type(seg) is dict else seg
+                                for seg in segments_list(ann["segments_info"])]
 
 
 def parse_segments(segments_info: list[dict[str, Any]], cats: CategoryTable, where: str, gt: bool) -> Segments:

@@ -5,6 +5,7 @@ fix.  numpy, zlib (or libdeflate), the C kernels."""
 from __future__ import annotations
 
 import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -16,6 +17,7 @@ from panbench.errors import InputError
 from panbench.pq import native
 from panbench.pq.diagnosis import input_size
 from panbench.pq.kernels import rgb2id, workspace
+from panbench.pq.paths import EMPTY, HEAD_BYTES, content_kind, link_fix, path_kind
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The most pixels a PNG may declare (2^28: 16384 x 16384), checked before anything is inflated, so that a small file
@@ -28,19 +30,28 @@ _COLOR_TYPES = {0: ("single-channel grey", (1, 2, 4, 8, 16)), 2: ("RGB", (8, 16)
                 4: ("grey+alpha", (8, 16)), 6: ("RGBA", (8, 16))}
 
 
+# opened without blocking: a pipe at a PNG's path is refused, not waited for (a regular file reads the same)
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
+
 def _read_png(path: Path, where: str) -> bytes:
-    """The file's bytes: one open, fstat and read (``Path.read_bytes`` costs twice as much per small file)."""
+    """The file's bytes: one open, fstat and read (``Path.read_bytes`` costs twice as much per small file); what is
+    there instead of a file named (:func:`_not_a_file`)."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        fd = os.open(path, _OPEN_FLAGS)
     except FileNotFoundError:
         png = Path(path).with_suffix(".png")
         if Path(path).suffix.lower() != ".png" and png.is_file():  # the image's name given for its PNG's
             raise InputError(f"{where}: PNG {path} not found, but {png.name} is beside it: the JSON's file_name "
                              f"names the image ({Path(path).name}), not its PNG; give file_name '{png.name}'") from None
-        raise InputError(f"{where}: PNG {path} not found; the JSON's file_name must name a file of that folder"
-                         ) from None
+        raise _not_a_file(path, where) from None
+    except OSError as e:  # a symbolic link loop, a path that cannot be read
+        raise _not_a_file(path, where, e) from None
     try:
-        size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_a_file(path, where)
+        size = st.st_size
         data = os.read(fd, size + 1)
         if len(data) == size:  # the usual case: all of it, and the file did not grow
             return data
@@ -50,6 +61,38 @@ def _read_png(path: Path, where: str) -> bytes:
         return b"".join(parts)
     finally:
         os.close(fd)
+
+
+def _not_a_file(path: Path, where: str, err: OSError | None = None) -> InputError:
+    """The error of a PNG's path at which no regular file is: what is there (:func:`~panbench.pq.paths.path_kind`),
+    that nothing is, or that it cannot be read (``err``)."""
+    kind = path_kind(path)
+    if kind is None:
+        return InputError(f"{where}: PNG {path} not found; the JSON's file_name must name a file of that folder")
+    if isinstance(err, PermissionError) or "cannot be read" in kind:
+        return InputError(f"{where}: PNG {path} cannot be read ({err.strerror if err else kind}); check its "
+                          "permissions")
+    fix = link_fix(kind, "PNG file") or "the JSON's file_name must name the image's PNG file in the folder of PNGs"
+    return InputError(f"{where}: PNG {path} is {kind}, not a PNG file; {fix}")
+
+
+def _no_signature(data: bytes, path: Path, where: str) -> InputError:
+    """The error of a PNG without PNG's signature: what it is by its first bytes where they say
+    (:func:`~panbench.pq.paths.content_kind`), else truncated or corrupt."""
+    kind = content_kind(data[:HEAD_BYTES])
+    if kind == EMPTY:
+        return InputError(f"{where}: PNG {path} is {kind}; re-export it (a file of 0 bytes holds no image)")
+    if kind is None:
+        return InputError(f"{where}: PNG {path} is truncated or corrupt (no PNG signature); re-export it")
+    if kind == "a JPEG image":  # lossy: its colours are no longer the ids
+        fix = ("write the ids as an 8-bit RGB PNG (id = R + 256G + 256^2B) again: JPEG's lossy compression changes "
+               "them, so converting this file does not recover them")
+    elif kind.endswith(" image"):
+        fix = ("convert it to an 8-bit RGB PNG (id = R + 256G + 256^2B) where it is stored lossless (its colours "
+               "then kept), else write the ids as one again")
+    else:
+        fix = "the JSON's file_name must name the image's PNG file"
+    return InputError(f"{where}: PNG {path} is {kind}, not a PNG (no PNG signature); {fix}")
 
 
 class PngHeader(NamedTuple):
@@ -75,7 +118,7 @@ def png_header(data: bytes, path: Path, where: str) -> PngHeader:
     """The IHDR chunk (the first chunk, 13 bytes, CRC checked) of the PNG in ``data``."""
     corrupt = f"{where}: PNG {path} is truncated or corrupt"
     if data[:8] != PNG_SIGNATURE:
-        raise InputError(f"{corrupt} (no PNG signature); re-export it")
+        raise _no_signature(data, path, where)
     if len(data) < 16:
         raise InputError(f"{corrupt} (ends before IHDR); re-export it")
     length, kind = struct.unpack_from(">I4s", data, 8)

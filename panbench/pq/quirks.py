@@ -167,7 +167,7 @@ def quirk_sums(inter: np.ndarray, gt: Segments, pred: Segments, cats: CategoryTa
     n = len(cats)
     void: Color = (n + 1, 0)
     pairs, p_area, t_area, crowd_rows, t_crowd = _colors(inter, gt, pred, cats, q, void)
-    out = RuleSums.zeros(n)
+    out = RuleSums.zeros(n)  # by class (:func:`class_index`), then by category index
     p_matched: set[Color] = set()
     t_matched: set[Color] = set()
     for (pc, tc), v in pairs.items():
@@ -197,7 +197,16 @@ def quirk_sums(inter: np.ndarray, gt: Segments, pred: Segments, cats: CategoryTa
         covered = pairs.get((pc, void), 0) + _on_crowd(pc, pairs, crowd_rows, crowd_of, q)
         if _div(covered, p_area[pc], q) <= IGNORED_SHARE and pc[0] < n:
             out.fp[pc[0]] += 1
-    return out
+    cls = class_index(cats)
+    return RuleSums(out.tp[cls], out.fp[cls], out.fn[cls], out.iou[cls])
+
+
+def class_index(cats: CategoryTable) -> np.ndarray:
+    """Each category's class in the colours of :func:`quirk_sums`: its position among the sorted category ids (EoMT's
+    ``CLASS_MAPPING``), whatever order the JSON lists the categories in. A colour is (class, instance), and EoMT's
+    crowd patch iterates a set of colours, whose order follows their values: so the crowd that stands for a category
+    is EoMT's whatever the order."""
+    return np.argsort(np.argsort(np.asarray(cats.ids, np.int64), kind="stable"), kind="stable")
 
 
 def _div(a: int, b: int, q: Quirks) -> float:
@@ -218,9 +227,10 @@ def _on_crowd(pc: Color, pairs: dict[tuple[Color, Color], int], crowd_rows: dict
 
 def _colors(inter: np.ndarray, gt: Segments, pred: Segments, cats: CategoryTable, q: Quirks, void: Color) -> tuple[
         dict[tuple[Color, Color], int], dict[Color, int], dict[Color, int], dict[int, list[Color]], set[Color]]:
-    """The image as colours: each (prediction, target) pair's pixels, each colour's area (a target's from the JSON
-    or the pixels), the crowd targets of each category in segments_info order, and the crowd targets."""
-    n_gt, isthing = len(gt), cats.isthing
+    """The image as colours (a colour's class: :func:`class_index`): each (prediction, target) pair's pixels, each
+    colour's area (a target's from the JSON or the pixels), the crowd targets of each class in segments_info order,
+    and the crowd targets."""
+    n_gt, isthing, cls = len(gt), cats.isthing, class_index(cats).tolist()
     rows = np.flatnonzero(inter[1:n_gt + 1].sum(1) > 0) if q.crowd == "eomt" else np.arange(n_gt)
     if q.crowd == "eomt":  # EoMT's input: the segments in the PNG, by id
         rows = rows[np.argsort(gt.ids[rows], kind="stable")]
@@ -232,18 +242,18 @@ def _colors(inter: np.ndarray, gt: Segments, pred: Segments, cats: CategoryTable
     t_crowd: set[Color] = set()
     for i, g in enumerate(rows.tolist()):
         c = int(gt.cats[g])
-        tc = (c, 0) if q.stuff_merge and not isthing[c] else (c, i + (0 if q.crowd == "eomt" else 1))
+        tc = (cls[c], 0) if q.stuff_merge and not isthing[c] else (cls[c], i + (0 if q.crowd == "eomt" else 1))
         t_color[g + 1] = tc
         json_area[tc] = json_area.get(tc, 0) + int(gt.areas[g])
         crowd = (flags[0] if flags else False) if q.crowd == "eomt" and tc[1] == 0 and q.stuff_merge else (
             flags[i] if q.crowd == "eomt" else bool(gt.iscrowd[g]))
         if crowd and q.crowd != "none":
             t_crowd.add(tc)
-            crowd_rows.setdefault(c, []).append(tc)
+            crowd_rows.setdefault(cls[c], []).append(tc)
     p_color: dict[int, Color] = {0: (len(cats), 0) if q.void_class else void}
     for j in range(len(pred)):
         c = int(pred.cats[j])
-        p_color[j + 1] = (c, 0) if q.stuff_merge and not isthing[c] else (c, j + 1)
+        p_color[j + 1] = (cls[c], 0) if q.stuff_merge and not isthing[c] else (cls[c], j + 1)
     pairs, p_area, t_area = color_table(inter, t_color, p_color)
     if not q.pixel_areas:
         t_area.update({tc: a for tc, a in json_area.items() if tc in t_area})
@@ -252,12 +262,14 @@ def _colors(inter: np.ndarray, gt: Segments, pred: Segments, cats: CategoryTable
 
 def attribution(rule: str, sums: list[RuleSums], base: RuleSums, cats: CategoryTable) -> list[dict[str, Any]]:
     """The rows of ``rule``'s attribution from the sums of its states (:func:`states`, in order) and panopticapi's
-    (``base``): each quirk's name and the PQ, PQ_th and PQ_st it adds (0-100)."""
+    (``base``): each quirk's name and the PQ, PQ_th and PQ_st it adds (0-100). A state before the last averages as
+    panopticapi (a mean over no class 0.0, as panbench's own numbers), the last is the rule's numbers (NaN where
+    they are), so that the rows sum to the rule's numbers minus panopticapi's."""
     keys = ("PQ", "PQ_th", "PQ_st")
     before = rule_summary("panopticapi", base, cats)
     rows = []
-    for (name, q), s in zip(states(rule), sums, strict=True):
-        now = rule_summary("eomt" if q.mean_all else "panopticapi", s, cats)
+    for i, ((name, q), s) in enumerate(zip(states(rule), sums, strict=True)):
+        now = rule_summary(rule if i == len(sums) - 1 else "eomt" if q.mean_all else "panopticapi", s, cats)
         rows.append({"quirk": name, **{k: now[k] - before[k] for k in keys}})
         before = now
     return rows

@@ -93,20 +93,35 @@ def color_table(inter: np.ndarray, t_color: dict[int, Color], p_color: dict[int,
     return pairs, pred_areas, dict(sorted(target_areas.items()))
 
 
+#: the rules whose mean is over every class, an absent one (no TP, FP or FN) counting 0; the others' is over the
+#: classes with a TP, FP or FN
+MEAN_OVER_ALL = frozenset({"eomt"})
+#: the rules whose mean over no class is NaN, as their references' (torchmetrics' ``torch.mean`` of an empty tensor:
+#: a group none of whose classes has a TP, FP or FN; EoMT's: a group of no class at all); the others' is 0.0 (vernier's
+#: ``n == 0``; panopticapi's, panbench's own numbers)
+NAN_OF_NONE = frozenset({"torchmetrics", "eomt"})
+
+
 def rule_summary(rule: str, sums: RuleSums, cats: CategoryTable) -> dict[str, Any]:
     """PQ, SQ and RQ (0-100) for All, Things and Stuff and per class under ``rule``: each class's SQ the mean IoU
     of its matches (0 without one), RQ ``TP / (TP + FP/2 + FN/2)``, PQ their product; a group's the mean over its
-    classes with a TP, FP or FN (torchmetrics', vernier's), over all its classes under ``eomt``."""
+    classes with a TP, FP or FN (torchmetrics', vernier's), over all its classes under :data:`MEAN_OVER_ALL`'s, which
+    also give ``absent_classes`` (those with no TP, FP or FN, each counting 0) of ``classes_averaged``; a mean over no
+    class NaN under :data:`NAN_OF_NONE`'s, else 0.0."""
     denom = sums.tp + 0.5 * sums.fp + 0.5 * sums.fn
     sq = np.where(sums.tp > 0, sums.iou / IOU_SCALE / np.maximum(sums.tp, 1), 0.0)
     rq = np.where(denom > 0, sums.tp / np.where(denom > 0, denom, 1.0), 0.0)
     pq = sq * rq
     things = np.asarray(cats.isthing, bool)
-    out: dict[str, Any] = {}
+    none = float("nan") if rule in NAN_OF_NONE else 0.0
+    by_id = np.argsort(np.asarray(cats.ids, np.int64), kind="stable")  # each mean summed in the order of the ids,
+    out: dict[str, Any] = {}  # so that the order the JSON lists the categories in changes no bit
     for suffix, group in (("", np.ones(len(things), bool)), ("_th", things), ("_st", ~things)):
-        use = group if rule == "eomt" else group & (denom > 0)
+        use = (group if rule in MEAN_OVER_ALL else group & (denom > 0))[by_id]
         for key, v in (("PQ", pq), ("SQ", sq), ("RQ", rq)):
-            out[key + suffix] = 100 * float(v[use].mean()) if use.any() else 0.0
+            out[key + suffix] = 100 * float(v[by_id][use].mean()) if use.any() else none
+    if rule in MEAN_OVER_ALL:
+        out["absent_classes"], out["classes_averaged"] = int((denom == 0).sum()), len(denom)
     out["per_class"] = {str(cid): {"PQ": 100 * float(pq[k]), "SQ": 100 * float(sq[k]), "RQ": 100 * float(rq[k]),
                                    "TP": int(sums.tp[k]), "FP": int(sums.fp[k]), "FN": int(sums.fn[k])}
                         for k, cid in enumerate(cats.ids)}

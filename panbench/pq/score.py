@@ -28,6 +28,9 @@ from panbench.pq.coco_format import (
     GroundTruthJSON,
     UnknownCategoryError,
     UnlistedIdError,
+    WholeFloats,
+    bad_score,
+    drop_scores,
     parse_annotations,
     read_ground_truth,
     read_json,
@@ -50,6 +53,7 @@ from panbench.pq.diagnosis import (
 )
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
+from panbench.pq.paths import not_a_folder
 from panbench.pq.png import read_ids
 from panbench.pq.quirks import Table
 from panbench.pq.result import ImageResult
@@ -92,15 +96,18 @@ def read_truth(gt_json: str | os.PathLike[str]) -> GroundTruthJSON:
         return read_ground_truth(gt_json, scan=True if batch.available() else None)
 
 
-def load_pairs(truth: GroundTruthJSON, pred_json: str | os.PathLike[str],
-               packed: bool = False) -> tuple[CategoryTable, list[Pair]]:
+def load_pairs(truth: GroundTruthJSON, pred_json: str | os.PathLike[str], packed: bool = False,
+               notes: bool = True) -> tuple[CategoryTable, list[Pair]]:
     """Categories and (ground truth, prediction) annotation pairs matched by image id.  With ``packed``, a
     prediction's segments_info that C read is a :class:`~panbench.pq.coco_format.PackedSegments` (the batch path
-    reads it; the ground truth's are packed where :func:`read_truth` read it)."""
+    reads it; the ground truth's are packed where :func:`read_truth` read it).  What PQ does not read never stops
+    it: a score that is not a number in [0, 1] leaves every score out (:func:`_scores_read`); with ``notes``, each
+    such reading is one line on stderr."""
     cats, gt, sizes = truth.categories, truth.annotations, truth.sizes
     pred_data = read_json(pred_json, "prediction JSON", scan=False if packed else None)
+    floats = WholeFloats()
     try:
-        pred = parse_annotations(pred_data, pred_json, gt=False)
+        pred = parse_annotations(pred_data, pred_json, gt=False, floats=floats)
     except DuplicateImageError as err:  # two predictions of one image: one of them may name another image's file
         if (shifted := image_pairing(gt, pred_data["annotations"])) is not None:
             raise Refused(f"{pred_json}: image_id and file_name disagree with the ground truth's pairing",
@@ -108,6 +115,9 @@ def load_pairs(truth: GroundTruthJSON, pred_json: str | os.PathLike[str],
         raise
     if (shifted := image_pairing(gt, pred)) is not None:  # before any image is read: its size would be the symptom
         raise Refused(f"{pred_json}: image_id and file_name disagree with the ground truth's pairing", shifted)
+    for note in (floats.note(pred_json), _scores_read(pred, pred_json)):
+        if note and notes:
+            print(note, file=sys.stderr)
     pairs = []
     for image_id in truth.image_ids():
         gt_ann = gt[image_id]
@@ -116,13 +126,26 @@ def load_pairs(truth: GroundTruthJSON, pred_json: str | os.PathLike[str],
         if (pred_ann := pred.get(image_id)) is None:
             raise _no_prediction(pred_json, image_id, pred, gt)
         pairs.append((gt_ann, pred_ann))
-    if extra := [i for i in pred if i not in gt]:
+    if (extra := [i for i in pred if i not in gt]) and notes:
         print(f"note: {pred_json}: {len(extra)} prediction(s) for images the ground truth does not have (first: "
               f"image {extra[0]!r}) are not scored", file=sys.stderr)
     if not pairs:
         raise InputError(f"{truth.path}: no image to score ('annotations' is empty); use a ground-truth JSON that "
                          "annotates the images you predicted")
     return cats, pairs
+
+
+def _scores_read(pred: dict[Any, dict[str, Any]], pred_json: str | os.PathLike[str]) -> str | None:
+    """Where a predicted score is not a number in [0, 1] (a logit, NaN, a string, a bool), every score left out
+    (:func:`~panbench.pq.coco_format.drop_scores`): PQ never reads one, and the analyses of scores need them all;
+    the note naming the first such score (None where there is none)."""
+    if (bad := bad_score(pred)) is None:
+        return None
+    drop_scores(pred)
+    image_id, seg_id, why = bad
+    return (f"note: {pred_json}: image {image_id} segment {seg_id} has score {why}; a score is a confidence in "
+            "[0, 1], and PQ does not read it: every segment is scored without its score, the score analyses (score "
+            "threshold, calibration) left out; write each score in [0, 1] (of a logit, its sigmoid) to get them")
 
 
 class Refused(InputError):
@@ -173,17 +196,18 @@ def _score_one(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring, 
 
 def score_stream(truth: GroundTruthJSON, gt_dir: str | os.PathLike[str], pred_json: str | os.PathLike[str],
                  pred_dir: str | os.PathLike[str], workers: int | None = None, how: Scoring = Scoring(),
-                 explain: bool = True) -> tuple[PanopticAccumulator, list[Pair]]:
+                 explain: bool = True, notes: bool = True) -> tuple[PanopticAccumulator, list[Pair]]:
     """Score every image: the accumulator holding the sums (and, with ``how.keep_images``, the per-image results,
     :meth:`~PanopticAccumulator.columns` in the pairs' order) and the (ground truth, prediction) pairs in scoring
     order, on ``workers`` threads
     (``None``: :func:`default_workers`); a refused prediction whose mistake the files show is refused with its fix and,
-    with ``explain``, the PQ that fix gives."""
+    with ``explain``, the PQ that fix gives; ``notes``: :func:`load_pairs`' notes printed (a second scoring of the
+    same files prints none)."""
     files = (truth, gt_dir, pred_json, pred_dir)
     in_c = batch.available()
     with collector_paused():  # the parse makes ~10^5 objects and no cycles
         try:
-            cats, pairs = load_pairs(truth, pred_json, packed=in_c)
+            cats, pairs = load_pairs(truth, pred_json, packed=in_c, notes=notes)
         except Refused as err:
             raise _refused(err, files, workers, how.strict, explain) from err
     if workers is None:
@@ -217,8 +241,8 @@ def score_stream(truth: GroundTruthJSON, gt_dir: str | os.PathLike[str], pred_js
 def _folders(gt_dir: str | os.PathLike[str], pred_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
     for d, what in ((gt_dir, "--gt-dir"), (pred_dir, "--pred-dir")):
-        if not d.is_dir():
-            raise InputError(f"{d}: {what} is not a folder; point it at the folder of panoptic PNGs")
+        if (err := not_a_folder(d, what, "point it at the folder of panoptic PNGs")) is not None:
+            raise err
     return gt_dir, pred_dir
 
 
@@ -259,7 +283,7 @@ def score_images(truth: GroundTruthJSON, gt_dir: str | os.PathLike[str], pred_js
                         ahead.append((nxt, pool.submit(one, nxt)))
                     yield (pair, *task.result())
         except (UnknownCategoryError, UnlistedIdError):
-            score_stream(*files, workers, replace(how, keep_images=False))  # the same refusal, with its fix
+            score_stream(*files, workers, replace(how, keep_images=False), notes=False)  # the refusal, its fix
             raise
 
     return cats, pairs, images()
@@ -372,7 +396,8 @@ def fixed_pq(finding: Finding, truth: GroundTruthJSON, gt_dir: str | os.PathLike
                                         Path(tmp) / "png")
             fixed = Path(tmp) / "predictions.json"
             fixed.write_text(json.dumps(pred))
-            scored = score_stream(truth, gt_dir, fixed, png_dir, workers, Scoring(strict=strict), explain=False)[0]
+            scored = score_stream(truth, gt_dir, fixed, png_dir, workers, Scoring(strict=strict), explain=False,
+                                  notes=False)[0]
             return float(scored.evaluate()["PQ"])
         except InputError:
             return None

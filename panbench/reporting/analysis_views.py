@@ -11,6 +11,7 @@ from panbench.analysis.breakdown import ERROR_TYPES
 from panbench.analysis.metrics import SIZE_LIMITS
 from panbench.analysis.scores import no_score
 from panbench.pq.matching import METRIC_KEYS
+from panbench.reporting.labels import decimals
 
 if TYPE_CHECKING:
     from panbench.records.schema import RunRecord
@@ -70,9 +71,16 @@ def by_size_kinds() -> dict[str, tuple[str, str]]:
 def by_size_text(res: Mapping[str, Any]) -> list[str]:
     if not (bs := res.get("by_size")):
         return []
-    return ["PQ by size (things): " + ", ".join(
-        f"{k} {v['PQ']:.2f} ({v.get('segments', 0)} segments)" if v.get("n") else f"{k} - (no segments)"
-        for k, v in bs.items())]
+    return ["PQ by size (things): " + ", ".join(_size_cell(k, v) for k, v in bs.items())]
+
+
+def _size_cell(bucket: str, v: Mapping[str, Any]) -> str:
+    """A size bucket's PQ with its ground-truth segments; where it has none, what its PQ stands on."""
+    if not v.get("n"):
+        return f"{bucket} - (no segments)"
+    if not v.get("segments"):  # categories present by their predictions alone
+        return f"{bucket} {v['PQ']:.2f} (no ground-truth segment: false positives only)"
+    return f"{bucket} {v['PQ']:.2f} ({v['segments']} segments)"
 
 
 @columns_of("dagger")
@@ -112,9 +120,9 @@ def errors_text(res: Mapping[str, Any]) -> list[str]:
     if not (errs := res.get("errors")):
         return []
     order = sorted(errs.items(), key=lambda kv: -kv[1].get("delta_PQ", 0.0))
-    parts = [f"{k} {v.get('delta_PQ', 0.0):+.2f} ({v.get('count', 0)})" for k, v in order]
+    parts = [f"{k} {decimals(v.get('delta_PQ', 0.0), '+.2f')} ({v.get('count', 0)})" for k, v in order]
     if (mq := res.get("mask_quality")) and mq.get("delta_PQ") is not None:
-        parts.append(f"mask quality {mq['delta_PQ']:+.2f}")
+        parts.append(f"mask quality {decimals(mq['delta_PQ'], '+.2f')}")
     return ["oracle delta PQ by error type (errors): " + ", ".join(parts)]
 
 
@@ -161,7 +169,7 @@ def score_threshold_text(res: Mapping[str, Any]) -> list[str]:
     b, own = st["best"], st.get("own")
     line = f"PQ by score threshold: best {b['PQ']:.2f} at {b['threshold']:g}"
     if own is not None:
-        line += f", own {own['PQ']:.2f} at {own['threshold']:g} (gain {st['gain']:+.2f})"
+        line += f", own {own['PQ']:.2f} at {own['threshold']:g} (gain {decimals(st['gain'], '+.2f')})"
     unscored = f", {st['unscored']} without a score" if st.get("unscored") else ""
     return [f"{line} ({st['segments']} scored segments{unscored}; the best is chosen on these images)"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from panbench.records.rows import speed_shared
 from panbench.records.schema import RunRecord
 from panbench.records.speed import PROTOCOL, PROTOCOL_TEXT, latest_speed, load_speed_records
 from panbench.reporting.analysis_views import columns_of, kinds_of
-from panbench.reporting.labels import missing_why, short_label
+from panbench.reporting.labels import UNDEFINED, missing_why, short_label
 from panbench.reporting.pairing import pair_key, paired_differences
 
 KEYS = tuple(a.key for a in ANALYSES)  # the table's analysis options, in the table's order
@@ -70,6 +71,35 @@ def analysis_columns(records: list[RunRecord], analyses: list[str], results_dir:
         for lacking, why in missing_why(records, field, f"no `{field}` in the record: {a.how}"):
             notes.append(f"{a.option}: blank for {', '.join(short_label(r, records) for r in lacking)} ({why})")
     return rows, notes
+
+
+RULE_NOTE = ("PQ [RULE]: PQ under another implementation's rules (`--rules`; docs/pq-rules.md) beside panbench's "
+             "(panopticapi's), which ranks the runs (--all-columns: SQ, RQ, things and stuff too); n/a: undefined "
+             "under that rule (no class with a TP, FP or FN under it: its reference gives NaN); -: not computed in "
+             "that run")
+
+
+def rule_column(key: str, rule: str) -> str:
+    """The column of a metric under a rule: ``PQ[torchmetrics]``."""
+    return f"{key}[{rule}]"
+
+
+def rule_of_column(name: str) -> tuple[str, str] | None:
+    """(metric, rule) of a :func:`rule_column` name; None for any other column."""
+    m = re.fullmatch(r"((?:PQ|SQ|RQ)(?:_th|_st)?)\[(.+)\]", name)
+    return (m[1], m[2]) if m else None
+
+
+def rule_columns(r: RunRecord, rules: list[str]) -> dict[str, Any]:
+    """Each metric under each of ``rules`` (:func:`panbench.reporting.labels.shown_rules`): the run's number,
+    :data:`UNDEFINED` where the rule leaves it undefined (NaN; null), None where the run did not compute the rule."""
+    out: dict[str, Any] = {}
+    for rule in rules:
+        got = (r.rules or {}).get(rule)
+        for k in METRIC_KEYS:
+            v = got.get(k) if got is not None else None
+            out[rule_column(k, rule)] = UNDEFINED if got is not None and k in got and (v is None or v != v) else v
+    return out
 
 
 FPS = "FPS_fwd_b1"  # forward FPS at batch 1, by the protocol: the column's name says what is timed

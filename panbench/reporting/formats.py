@@ -32,10 +32,12 @@ def header(col: str) -> str:
 
 
 def _words(name: str) -> str:
-    from panbench.reporting.columns import declared
+    from panbench.reporting.columns import declared, rule_of_column
 
     if name in HEADERS:
         return HEADERS[name]
+    if (ruled := rule_of_column(name)) is not None:  # a metric under another rule: "PQ things [eomt]"
+        return f"{_words(ruled[0])} [{ruled[1]}]"
     if (c := declared().get(name)) is not None and c.kind == "delta" and c.of != (name,):  # an oracle gain
         return f"{_words(c.of[0])}: delta PQ"
     parts = name.split("_")
@@ -45,8 +47,11 @@ def _words(name: str) -> str:
 
 
 def is_number(text: str) -> bool:
-    """Whether a formatted cell reads as a number (an integer, a signed difference, an interval): aligned right."""
-    return re.match(r"\[?[-+]?\d", text) is not None
+    """Whether a formatted cell reads as a number (an integer, a signed difference, an interval, a number its rule
+    leaves undefined: ``n/a``): aligned right."""
+    from panbench.reporting.labels import UNDEFINED
+
+    return text == UNDEFINED or re.match(r"\[?[-+]?\d", text) is not None
 
 
 def whole_counts(df: Any) -> Any:
@@ -60,11 +65,13 @@ def whole_counts(df: Any) -> Any:
 
 
 def cells(df: Any, digits: int, with_index: bool = False) -> Any:
-    """Every cell as text (None where missing), floats with ``digits`` decimals, counts whole
-    (:func:`whole_counts`); ``with_index``: the index first."""
+    """Every cell as text (None where missing), floats with ``digits`` decimals (never a negative zero), counts
+    whole (:func:`whole_counts`); ``with_index``: the index first."""
     import numbers
 
     import pandas as pd
+
+    from panbench.reporting.labels import decimals
 
     df = whole_counts(df)
 
@@ -76,7 +83,7 @@ def cells(df: Any, digits: int, with_index: bool = False) -> Any:
         if isinstance(v, numbers.Integral):
             return str(int(v))
         if isinstance(v, numbers.Real):
-            return f"{float(v):.{digits}f}"
+            return decimals(float(v), f".{digits}f")
         return str(v)
 
     rows = [[cell(v) for v in row] for row in df.astype(object).itertuples(index=False)]

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from panbench.records.grids import BEST_NOTE, HEADLINE, load_summaries
-from panbench.reporting.labels import dataset_key
+from panbench.reporting.columns import rule_column, rule_columns
+from panbench.reporting.labels import dataset_key, shown_rules
 
 if TYPE_CHECKING:
     from panbench.records.schema import RunRecord
@@ -135,16 +136,19 @@ def same_name(name: str, asked: str) -> bool:
 
 def grid_frame(g: Grid) -> Any:
     """The settings of grid ``g`` as a table (pandas): its marks, PQ with its 95% interval where the record has one,
-    and the headline metrics of the summary."""
+    the headline metrics of the summary and PQ under each rule a setting's record computed (``--rules``)."""
     import pandas as pd
 
+    rules = shown_rules([r for r in g.records if r is not None])
     rows = []
     for k, s in enumerate(g.settings):
         rec = g.records[k]
         low, high = ((rec.ci or {}).get("PQ") or (None, None)) if rec is not None else (None, None)
         m = s.get("metrics") or {}
+        ruled = rule_columns(rec, rules) if rec is not None else {}
         rows.append({"setting": s["label"], "grid": g.marks(k) or None, "PQ": m.get("PQ"), "PQ_low": low,
-                     "PQ_high": high, **{x: m.get(x) for x in HEADLINE if x != "PQ"}})
+                     "PQ_high": high, **{x: m.get(x) for x in HEADLINE if x != "PQ"},
+                     **{(c := rule_column("PQ", rule)): ruled.get(c) for rule in rules}})
     df = pd.DataFrame(rows).set_index("setting")
     if df["PQ_low"].isna().all():
         df = df.drop(columns=["PQ_low", "PQ_high"])

@@ -1,13 +1,16 @@
-"""How tables, plots, the verdict and the report name a run; a leaf: it imports no other reporting module."""
+"""How tables, plots, the verdict and the report name a run and write a number; a leaf: it imports no other reporting
+module."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from panbench.analysis.bootstrap import MIN_IMAGES
 from panbench.analysis.metrics import SIZE_LIMITS
 from panbench.models.families import FAMILIES
+from panbench.pq.rule_names import RULES
 
 if TYPE_CHECKING:  # annotations only: score's terminal output never loads the schema
     from panbench.records.schema import RunRecord
@@ -208,6 +211,39 @@ def has_published(r: RunRecord) -> bool:
 def published_label(r: RunRecord) -> str:
     """Where a row's published numbers come from, in a few words."""
     return r.published_source or "none for this model and dataset"
+
+
+def shown_rules(records: list[RunRecord]) -> list[str]:
+    """The rules besides panopticapi's (the runs' own metrics) that some of ``records`` computed (``--rules``, or the
+    published numbers' rules: docs/pq-rules.md), in :data:`panbench.pq.rule_names.RULES`' order."""
+    had = {rule for r in records for rule in (r.rules or {}) if rule != "panopticapi"}
+    return [rule for rule in RULES if rule in had] + sorted(had.difference(RULES))
+
+
+def absent_notes(records: list[RunRecord], rules: list[str], label: Callable[[RunRecord], str]) -> list[str]:
+    """Per rule whose mean is over every class (its entry's ``absent_classes`` of ``classes_averaged``: EoMT's), the
+    classes each run's mean counted as 0, the run named by ``label``; none where no class was absent."""
+    out = []
+    for rule in rules:
+        said = [f"{v['absent_classes']} of {v['classes_averaged']} in {label(r)}" for r in records
+                if (v := (r.rules or {}).get(rule) or {}).get("absent_classes")]
+        if said:
+            out.append(f"PQ [{rule}]: a mean over every class, one absent (no TP, FP or FN under the rule) counted as "
+                       f"0; classes absent: {'; '.join(said)}")
+    return out
+
+
+UNDEFINED = "n/a"  # a number its rule leaves undefined (NaN: no class with a TP, FP or FN counted under it)
+
+
+def decimals(v: float, spec: str = ".2f") -> str:
+    """``v`` formatted by ``spec`` (``.2f``, ``+7.2f``), never a negative zero: a value that rounds to 0 prints as 0
+    with the sign ``spec`` asks for (``0.00``, ``+0.00``); NaN as :data:`UNDEFINED`, as wide as ``spec`` says."""
+    if v != v:  # NaN
+        width = re.match(r"[+ -]?0?(\d*)", spec)
+        return UNDEFINED.rjust(int(width.group(1) or 0) if width else 0)
+    text = format(v, spec)
+    return format(0.0, spec) if text.lstrip().startswith("-") and float(text) == 0 else text
 
 
 def absent(v: dict[str, Any]) -> bool:

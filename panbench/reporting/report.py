@@ -31,6 +31,7 @@ from panbench.reporting.across_datasets import (
 )
 from panbench.reporting.analysis_plots import PLOTS
 from panbench.reporting.colors import model_colors
+from panbench.reporting.columns import RULE_NOTE, rule_of_column
 from panbench.reporting.figure_files import REPORT_FILES, replace_figures, viewable_in_a_browser, writing_figures
 from panbench.reporting.grids import (
     GRID_NOTE,
@@ -42,6 +43,7 @@ from panbench.reporting.grids import (
     several_names,
 )
 from panbench.reporting.labels import (
+    absent_notes,
     cfg_words,
     corrupted_note,
     dataset_key,
@@ -51,6 +53,7 @@ from panbench.reporting.labels import (
     ops_backend,
     settings,
     short_label,
+    shown_rules,
 )
 from panbench.reporting.plot_parts import image_set_note
 from panbench.reporting.plots import FAILED, REMOVED, make_plots, plot_groups, retire_plot_folders
@@ -338,8 +341,20 @@ def _grids(grids: list[Grid]) -> str:
              "the plots. Compare two settings with <code>panbench compare MODEL MODEL --settings-a TEXT --settings-b "
              "best</code>.</p>"]
     for g in grids:
-        parts.append(f"<h4>{html.escape(g.label())}</h4>" + format_table(grid_frame(g), "html", notes=[GRID_NOTE]))
+        df = grid_frame(g)
+        parts.append(f"<h4>{html.escape(g.label())}</h4>"
+                     + format_table(df, "html", notes=[GRID_NOTE, *_grid_rule_notes(g, df)]))
     return "".join(parts)
+
+
+def _grid_rule_notes(g: Grid, df: Any) -> list[str]:
+    """What a grid's columns of PQ under other rules (``--rules``) mean, and the classes a mean over every class
+    counted as 0; none without such columns."""
+    if not any(rule_of_column(c) for c in df.columns):
+        return []
+    shown = [r for r in g.records if r is not None]
+    labels = {id(r): s["label"] for s, r in zip(g.settings, g.records)}
+    return [RULE_NOTE, *absent_notes(shown, shown_rules(shown), lambda r: labels[id(r)])]
 
 
 def _robustness(page: Page, records: list[RunRecord]) -> tuple[str, list[str]]:
@@ -457,8 +472,10 @@ def _overlay(a: RunRecord, b: RunRecord, row: dict[str, Any], out: Path, cache: 
     try:
         ds = _load(_dataset(a), cache)
         sample = next((s for s in ds.samples if str(s.image_id) == str(row["image_id"])), None) if ds else None
+        if ds is None or sample is None or not sample.image_path.is_file():
+            return None  # no image to draw on: the runs' saved predictions are not read
         preds = [_saved(r, row["image_id"], cache) for r in (a, b)]
-        if ds is None or sample is None or not sample.image_path.is_file() or None in preds:
+        if None in preds:
             return None
         from panbench.reporting.viz import draw_overlay
 

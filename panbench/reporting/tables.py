@@ -12,14 +12,26 @@ from panbench.pq.matching import METRIC_KEYS
 from panbench.records.io import load_records
 from panbench.records.rows import SHARED_SPEED_MARK, SHARED_SPEED_NOTE, gflops, measured_speed, speed_shared
 from panbench.records.schema import RunRecord
-from panbench.reporting.columns import FPS, analysis_columns, ap_miou_columns, declared, fps_columns, of_kind
+from panbench.reporting.columns import (
+    FPS,
+    RULE_NOTE,
+    analysis_columns,
+    ap_miou_columns,
+    declared,
+    fps_columns,
+    of_kind,
+    rule_columns,
+    rule_of_column,
+)
 from panbench.reporting.formats import cells, header, writer
 from panbench.reporting.grids import GRID_NOTE, NAMED_NOTE, grid_marks, grids_of, several_names
 from panbench.reporting.labels import (
     absent,
+    absent_notes,
     cfg_words,
     corrupted_note,
     dataset_key,
+    decimals,
     fingerprint,
     has_published,
     images,
@@ -30,6 +42,7 @@ from panbench.reporting.labels import (
     selection,
     settings,
     short_label,
+    shown_rules,
     these_images,
 )
 from panbench.reporting.pairing import paired_differences
@@ -66,15 +79,17 @@ def comparison(records: list[RunRecord], vs_published: bool = False, analyses: l
                reference: str | None = None, compact: bool = False, marks: dict[str, str] | None = None) -> Any:
     """One row per run, the best PQ first within each dataset; ``notes`` (when given) receives the footnotes;
     ``marks`` (a record's path -> its marks in a grid, :func:`panbench.reporting.grids.grid_marks`): a column
-    ``grid``."""
+    ``grid``; the metrics under the rules some run computed beside panbench's (``PQ[RULE]``, :func:`rule_columns`)."""
     import pandas as pd
 
     records = ranked_records(records)
     extra, more = (analysis_columns(records, list(analyses), Path(results_dir or "."), reference) if analyses
                    else ([], []))
     fps, fps_notes = fps_columns(records, Path(results_dir)) if results_dir and not analyses else ([], [])
+    rules = [] if analyses else shown_rules(records)
     if notes is not None:
-        notes += more + fps_notes
+        notes += more + fps_notes + ([RULE_NOTE] if rules else [])
+        notes += absent_notes(records, rules, lambda r: short_label(r, records))
     with_cfg = any(cfg_words(r) for r in records)
     with_corruption = any(r.corruption for r in records)  # docs/robustness.md
     published = vs_published and any(has_published(r) for r in records)
@@ -83,7 +98,7 @@ def comparison(records: list[RunRecord], vs_published: bool = False, analyses: l
         row = _identity_row(r, with_cfg, with_corruption)
         if marks:
             row["grid"] = marks.get(str(r.record)) or None
-        row.update(extra[i] if analyses else {**_metric_columns(r), **(fps[i] if fps else {})})
+        row.update(extra[i] if analyses else {**_metric_columns(r, rules), **(fps[i] if fps else {})})
         if vs_published:
             row.update(_published_columns(r, published))
         rows.append(row)
@@ -108,12 +123,14 @@ def _identity_row(r: RunRecord, with_cfg: bool, with_corruption: bool) -> dict[s
     return row
 
 
-def _metric_columns(r: RunRecord) -> dict[str, Any]:
-    """The metrics, PQ's interval, semantic metrics, category counts, speed, device, size and GFLOPs."""
+def _metric_columns(r: RunRecord, rules: list[str]) -> dict[str, Any]:
+    """The metrics, PQ's interval, the metrics under ``rules``, semantic metrics, category counts, speed, device,
+    size and GFLOPs."""
     n = r.n_categories
     ci = (r.ci or {}).get("PQ") or (None, None)
     row: dict[str, Any] = {k: r.metrics.get(k) for k in METRIC_KEYS}  # one a record lacks: blank
     row["PQ_low"], row["PQ_high"] = ci
+    row.update(rule_columns(r, rules))
     row.update(r.semantic)
     row.update(ap_miou_columns(r))  # mIoU: the semantic output's where the model has one
     row.update({"N_all": n.get("All"), "N_th": n.get("Things"), "N_st": n.get("Stuff"),
@@ -183,6 +200,8 @@ def _drop_columns(df: Any, notes: list[str] | None, analyses: list[str] | tuple,
         df = df.drop(columns=[c for c in ("selection", "batch", "amp") if df[c].nunique(dropna=False) <= 1])
     elif not all_columns:
         keep = [c for c in DEFAULT_COLUMNS if c in df.columns]
+        at = keep.index("RQ") + 1  # PQ under each rule after panbench's own metrics
+        keep[at:at] = [c for c in df.columns if (rc := rule_of_column(c)) is not None and rc[0] == "PQ"]
         df = df[keep + ["published" for c in df.columns if c == "published"]
                 + [c.name for c in of_kind(df.columns, "published")]]
     if vs_published:  # a metric that no row's source publishes: its published columns say nothing
@@ -280,17 +299,19 @@ def _display(df: Any, digits: int) -> Any:
     highs = {c.of: c.name for c in of_kind(df.columns, "interval_high", kinds)}
     for low in [c for c in of_kind(df.columns, "interval_low", kinds) if c.of in highs]:
         lo, hi = df[low.name], df[highs[low.of]]
-        cell = [None if pd.isna(a) or pd.isna(b) else f"[{a:.{digits}f}, {b:.{digits}f}]" for a, b in zip(lo, hi)]
+        cell = [None if pd.isna(a) or pd.isna(b) else f"[{decimals(a, f'.{digits}f')}, {decimals(b, f'.{digits}f')}]"
+                for a, b in zip(lo, hi)]
         df.insert(list(df.columns).index(low.name), f"{low.of[0]} 95% CI", cell)
         df = df.drop(columns=[low.name, highs[low.of]])
     for shared in of_kind(df.columns, "shared", kinds):  # speeds measured beside another run, marked
         marks = df.pop(shared.name).fillna(False).astype(bool)
         for c in [c for c in shared.of if c in df.columns]:
-            df[c] = [None if pd.isna(v) else f"{v:.{digits}f}{SHARED_SPEED_MARK if sh else ''}"
+            df[c] = [None if pd.isna(v) else f"{decimals(v, f'.{digits}f')}{SHARED_SPEED_MARK if sh else ''}"
                      for v, sh in zip(df[c], marks)]
     for mark in of_kind(df.columns, "mark", kinds):
         (c,) = mark.of
-        df[c] = [None if pd.isna(d) else f"{d:+.{digits}f}{mk or ''}" for d, mk in zip(df[c], df.pop(mark.name))]
+        df[c] = [None if pd.isna(d) else f"{decimals(d, f'+.{digits}f')}{mk or ''}"
+                 for d, mk in zip(df[c], df.pop(mark.name))]
     return df
 
 
@@ -311,7 +332,8 @@ def counts_with_deltas(df: Any) -> Any:
     deltas = {c.of: c.name for c in of_kind(df.columns, "delta", kinds)}
     for count in [c for c in of_kind(df.columns, "count", kinds) if c.of in deltas]:
         n, d = df.pop(count.name), df.pop(deltas.pop(count.of))  # an error type in one column: half as wide
-        df[f"{count.of[0]}: count, delta PQ"] = [None if pd.isna(x) else f"{int(x)}, {y:+.2f}" for x, y in zip(n, d)]
+        df[f"{count.of[0]}: count, delta PQ"] = [None if pd.isna(x) else f"{int(x)}, {decimals(y, '+.2f')}"
+                                                  for x, y in zip(n, d)]
     for alone in deltas.values():  # a delta without a count (perfect masks): last
         df[alone] = df.pop(alone)
     return df
@@ -377,11 +399,14 @@ def reading(v: Verdict) -> str:
             continue
         d, (lo, hi) = row["diff"], row["interval"]
         if not row["mark"]:
-            parts.append(f"{row['label']} vs {v.reference}: not distinguishable ({d:+.1f} PQ [{lo:+.1f}, {hi:+.1f}])")
+            d1, lo1, hi1 = (decimals(x, "+.1f") for x in (d, lo, hi))
+            parts.append(f"{row['label']} vs {v.reference}: not distinguishable ({d1} PQ [{lo1}, {hi1}])")
         elif d > 0:
-            parts.append(f"{row['label']} beats {v.reference} by {d:.1f} PQ [{lo:.1f}, {hi:.1f}]")
+            d1, lo1, hi1 = (decimals(x, ".1f") for x in (d, lo, hi))
+            parts.append(f"{row['label']} beats {v.reference} by {d1} PQ [{lo1}, {hi1}]")
         else:  # the same interval, read from the reference's side
-            parts.append(f"{v.reference} beats {row['label']} by {-d:.1f} PQ [{-hi:.1f}, {-lo:.1f}]")
+            d1, lo1, hi1 = (decimals(x, ".1f") for x in (-d, -hi, -lo))
+            parts.append(f"{v.reference} beats {row['label']} by {d1} PQ [{lo1}, {hi1}]")
     return "; ".join(parts) + f" (on {these_images(v.n_images)})"
 
 
@@ -392,7 +417,7 @@ def cell(row: dict[str, Any]) -> str:
     if row["diff"] is None:
         return "-"
     lo, hi = row["interval"]
-    return f"{row['diff']:+.2f} [{lo:+.2f}, {hi:+.2f}]{row['mark']}"
+    return f"{decimals(row['diff'], '+.2f')} [{decimals(lo, '+.2f')}, {decimals(hi, '+.2f')}]{row['mark']}"
 
 
 def verdict_frame(v: Verdict) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,15 @@ from panbench.records.rows import (
     speed_shared,
 )
 from panbench.reporting.analysis_views import text_of
-from panbench.reporting.labels import images, other_pipeline, settings
+from panbench.reporting.labels import (
+    UNDEFINED,
+    absent_notes,
+    decimals,
+    images,
+    other_pipeline,
+    settings,
+    shown_rules,
+)
 
 if TYPE_CHECKING:  # annotations only: score's terminal output never loads the schema
     from panbench.records.schema import RunRecord
@@ -59,10 +68,10 @@ def format_record(rec: RunRecord, results_dir: Any = None) -> str:
         lines.append(f"  mIoU {rec.miou:.3f} (from the {rec.miou_source} output)")
     pub, rule = rec.published, rec.published_rules
     if any(v is not None for v in pub.values()):
-        d = rec.delta_to_published
+        d: Mapping[str, Any] = rec.delta_to_published  # a metric's None left out below
         ruled = rec.metrics if rule == "panopticapi" else (rec.rules or {}).get(rule or "") or {}
         other = other_pipeline(rec)  # another pipeline's run (an older record's delta too): no difference
-        parts = [f"{k} {ruled[k]:.1f} vs {pub[k]:.1f} ({d[k]:+.1f})" for k in ("PQ", "PQ_th", "PQ_st")
+        parts = [f"{k} {ruled[k]:.1f} vs {pub[k]:.1f} ({decimals(d[k], '+.1f')})" for k in ("PQ", "PQ_th", "PQ_st")
                  if pub.get(k) is not None and ruled.get(k) is not None and d.get(k) is not None and not other]
         under = f"under {rule}'s rules" if rule else "under rules it does not say: no difference shown"
         if other:
@@ -143,13 +152,14 @@ def format_comparison(records: list[RunRecord], results_dir: Any = None) -> str:
 
 def format_grid(doc: dict[str, Any], records: list[RunRecord]) -> str:
     """A grid's settings in one table (:mod:`panbench.records.grids`' summary ``doc`` and the records, in order):
-    the headline metrics, AP where measured, each setting's own post-processing per image; the model's own
-    setting marked ``*``, the best on these images ``<- best``."""
+    the headline metrics, AP where measured, PQ under each rule some setting computed (``--rules``), each setting's
+    own post-processing per image; the model's own setting marked ``*``, the best on these images ``<- best``."""
     rows = doc["settings"]
     w = max(len("setting"), *(len(r["label"]) for r in rows)) + 2
     ap = any(r.ap for r in records)
+    rules = shown_rules(records)  # PQ under each rule of --rules, beside panbench's
     head = (f"{'setting':{w}} {'PQ':>7} {'SQ':>7} {'RQ':>7} {'PQ_th':>7} {'PQ_st':>7}" + (f" {'AP':>6}" if ap else "")
-            + f" {'post ms':>8}")
+            + "".join(f" {f'PQ[{rule}]':>7}" for rule in rules) + f" {'post ms':>8}")
     first = records[0]
     timed = first.timings.get("timed_images") or 0
     forward = (f"forward {_ms(first.timings, 'forward_s')} ms per image" if timed else
@@ -163,12 +173,32 @@ def format_grid(doc: dict[str, Any], records: list[RunRecord]) -> str:
         mark = ("*" if row["default"] else " ") + " "
         ap_text = f" {rec.ap['AP']:6.2f}" if ap and rec.ap and rec.ap.get("AP") is not None else (" " * 7 if ap else "")
         best = "  <- best" if k == doc["best"] else ""
+        ruled = _rule_cells(rec, rules)
         lines.append(f"{mark}{row['label']:{w - 2}} {m['PQ']:7.3f} {m['SQ']:7.3f} {m['RQ']:7.3f} {m['PQ_th']:7.3f} "
-                     f"{m['PQ_st']:7.3f}{ap_text} {_ms(rec.timings, 'postprocess_s'):>8}{best}")
+                     f"{m['PQ_st']:7.3f}{ap_text}{ruled} {_ms(rec.timings, 'postprocess_s'):>8}{best}")
     if doc["default"] is not None:
         lines.append("* the model's own setting")
+    if rules:
+        lines.append(GRID_RULES_NOTE)
+        labels = {id(rec): row["label"] for row, rec in zip(rows, records)}
+        lines += absent_notes(records, rules, lambda r: labels[id(r)])
     lines.append(f"best: {doc['best_note']}")
     return "\n".join(lines)
+
+
+GRID_RULES_NOTE = (f"PQ[RULE]: PQ under that rule (--rules, docs/pq-rules.md), beside panbench's (panopticapi's), "
+                   f"which picks the best; {UNDEFINED}: undefined under it (its reference gives NaN); -: not computed")
+
+
+def _rule_cells(rec: RunRecord, rules: list[str]) -> str:
+    """A grid row's PQ under each of ``rules``, each as wide as its header (``-``: the run did not compute it)."""
+    out = ""
+    for rule in rules:
+        got = (rec.rules or {}).get(rule)
+        width = max(7, len(f"PQ[{rule}]"))
+        pq = None if got is None else got.get("PQ")
+        out += " " + ("-".rjust(width) if got is None else decimals(float("nan") if pq is None else pq, f"{width}.3f"))
+    return out
 
 
 def format_compare(result: dict[str, Any], top: int | None = None) -> str:
@@ -183,9 +213,9 @@ def format_compare(result: dict[str, Any], top: int | None = None) -> str:
     def row(label: str, v: dict[str, Any]) -> str:
         lo, hi = v["interval"]
         mark = "*" if v["excludes_zero"] else ""
-        a, b, d = (f"{'-':>8}" if x is None else f"{x:{f}}" for x, f in ((v["a"], "8.2f"), (v["b"], "8.2f"),
-                                                                         (_diff(v), "+8.2f")))
-        return f"{label[:24]:24} {a} {b} {d}  [{lo:+8.2f}, {hi:+8.2f}] {mark}"
+        a, b, d = (f"{'-':>8}" if x is None else decimals(x, f) for x, f in ((v["a"], "8.2f"), (v["b"], "8.2f"),
+                                                                              (_diff(v), "+8.2f")))
+        return f"{label[:24]:24} {a} {b} {d}  [{decimals(lo, '+8.2f')}, {decimals(hi, '+8.2f')}] {mark}"
 
     lines += [row(k, v) for k, v in result["metrics"].items()]
     classes = result.get("per_class") or {}
@@ -203,11 +233,57 @@ def _diff(v: dict[str, Any]) -> float | None:
     return None if v["a"] is None or v["b"] is None else v["b"] - v["a"]
 
 
+#: what an evaluator's line shows at most: its first fields, the first items of a list or mapping (at most three
+#: levels deep), the characters of a text and of the whole line; the rest is counted ("... and K more")
+SHOWN_FIELDS, SHOWN_ITEMS, SHOWN_DEPTH, SHOWN_TEXT, SHOWN_LINE = 20, 8, 3, 200, 2000
+WHOLE = "(whole in --json and the record)"
+
+
 def evaluator_lines(evaluators: Mapping[str, Mapping[str, Any]] | None) -> list[str]:
-    """A line per evaluator of the user's (``--evaluator``): its name and fields."""
-    return [f"{name}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                         for k, v in fields.items())
-            for name, fields in (evaluators or {}).items()]
+    """A line per evaluator of the user's (``--evaluator``): its name and fields, a large result cut to its first
+    fields and items with how many more there are (:data:`SHOWN_FIELDS` and the rest)."""
+    return [_evaluator_line(name, fields) for name, fields in (evaluators or {}).items()]
+
+
+def _evaluator_line(name: str, fields: Mapping[str, Any]) -> str:
+    cut: list[bool] = []  # one entry per list, mapping or text shortened
+    shown = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {_shown(v, 0, cut, top=True)}"
+             for k, v in islice(fields.items(), SHOWN_FIELDS)]
+    if more := len(fields) - len(shown):
+        shown.append(f"... and {more} more")
+    line = f"{name}: " + ", ".join(shown)
+    if len(line) > SHOWN_LINE:
+        return line[:SHOWN_LINE] + f"... {WHOLE}"
+    return f"{line} {WHOLE}" if more or cut else line
+
+
+def _shown(v: Any, depth: int, cut: list[bool], top: bool = False) -> str:
+    """``v`` as ``str`` of it reads (a field's text bare, inside a list or mapping quoted), its lists and mappings
+    cut to their first :data:`SHOWN_ITEMS` items and :data:`SHOWN_DEPTH` levels, its texts to :data:`SHOWN_TEXT`
+    characters; each cut noted in ``cut``."""
+    if isinstance(v, str):
+        if len(v) > SHOWN_TEXT:
+            v = v[:SHOWN_TEXT] + "..."
+            cut.append(True)
+        return v if top else repr(v)
+    if not isinstance(v, (list, tuple, dict)):
+        return str(v) if top else repr(v)
+    open_, close = ("{", "}") if isinstance(v, dict) else ("[", "]")
+    if depth >= SHOWN_DEPTH and v:
+        cut.append(True)
+        return f"{open_}... {len(v)} item{'s' * (len(v) != 1)}{close}"
+    if isinstance(v, dict):
+        parts = [f"{_shown(k, depth + 1, cut)}: {_shown(x, depth + 1, cut)}" for k, x in islice(v.items(), SHOWN_ITEMS)]
+    else:
+        parts = [_shown(x, depth + 1, cut) for x in islice(v, SHOWN_ITEMS)]
+    if more := len(v) - len(parts):
+        parts.append(f"... and {more} more")
+        cut.append(True)
+    return open_ + ", ".join(parts) + close
+
+
+UNDEFINED_NOTE = (f"  {UNDEFINED}: undefined under that rule (no class with a TP, FP or FN under it: its reference "
+                  "gives NaN)")
 
 
 def rules_lines(rules: Mapping[str, Mapping[str, Any]] | None) -> list[str]:
@@ -215,9 +291,13 @@ def rules_lines(rules: Mapping[str, Mapping[str, Any]] | None) -> list[str]:
     if not rules:
         return []
     width = max(len(r) for r in rules)
+    rows = [[decimals(float("nan") if v.get(k) is None else v[k], "6.2f") for k in ("PQ", "SQ", "RQ", "PQ_th", "PQ_st")]
+            for v in rules.values()]
+    undefined = [UNDEFINED_NOTE] if any(UNDEFINED in c for row in rows for c in row) else []
+    absent = [f"  {r}: {v['absent_classes']} of {v['classes_averaged']} classes absent, counted as 0 (its mean is "
+              "over every class)" for r, v in rules.items() if v.get("absent_classes")]
     return ["PQ under each rule (docs/pq-rules.md):   PQ     SQ     RQ   PQ_th  PQ_st"] + [
-        f"  {r:<{width}}  " + " ".join(f"{v[k]:6.2f}" for k in ("PQ", "SQ", "RQ", "PQ_th", "PQ_st"))
-        for r, v in rules.items()]
+        f"  {r:<{width}}  " + " ".join(row) for r, row in zip(rules, rows)] + undefined + absent
 
 
 def attribution_lines(rows: Mapping[str, Sequence[Mapping[str, Any]]] | None) -> list[str]:
@@ -226,7 +306,7 @@ def attribution_lines(rows: Mapping[str, Sequence[Mapping[str, Any]]] | None) ->
     for rule, quirks in (rows or {}).items():
         out.append(f"{rule} minus panopticapi, by quirk (docs/pq-rules.md):    PQ   PQ_th   PQ_st")
         width = max((len(q["quirk"]) for q in quirks), default=0)
-        out += [f"  {q['quirk']:<{width}}  " + " ".join(f"{q[k]:+7.2f}" for k in ("PQ", "PQ_th", "PQ_st"))
+        out += [f"  {q['quirk']:<{width}}  " + " ".join(decimals(q[k], "+7.2f") for k in ("PQ", "PQ_th", "PQ_st"))
                 for q in quirks]
     return out
 

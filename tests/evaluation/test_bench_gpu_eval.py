@@ -58,6 +58,16 @@ def test_the_pq_check_fails_on_one_false_positive_or_a_metric_apart(capsys) -> N
     assert out.count("-> OK") == 1 and out.count("-> MISMATCH") == 2
 
 
+def test_a_smoke_run_prints_no_speed_ratio_and_a_benchmark_does() -> None:
+    mod = load_script()
+    row = {**_row(3, 3), "forward": {"images_per_s": 2.0}, "eval": {"images_per_s": 3.14, "outside_forward": 0.2,
+                                                                   "kept_per_image": 5.0},
+           "mmdet": {"images_per_s": 1.0}}
+    bench, smoke = mod.table([row], 7.0)[2], mod.table([row], 7.0, smoke=True)
+    assert bench.split()[-2:] == ["1.57", "3.14"]  # eval/fwd, eval/mmdet
+    assert smoke[2].split()[-2:] == ["-", "-"] and "not printed: --input small is a smoke test" in smoke[-1]
+
+
 @pytest.mark.system
 @pytest.mark.skipif(not SAMPLE.is_dir(), reason="the COCO sample is not beside the checkout")
 def test_the_cpu_smoke_run_prints_a_row_per_model_the_pq_check_and_the_json(tmp_path) -> None:
@@ -74,9 +84,9 @@ def test_the_cpu_smoke_run_prints_a_row_per_model_the_pq_check_and_the_json(tmp_
     rows = {line.split()[0]: line for line in r.stdout.splitlines()
             if re.match(r"(mask2former|eomt_s) +1 +fp32 +off +all ", line)}
     assert set(rows) == {"mask2former", "eomt_s"}, r.stdout
-    assert re.search(rf"all +{NUMBER} +{NUMBER} +{NUMBER} +{NUMBER}% +{NUMBER} +{NUMBER} +{NUMBER}$",
-                     rows["mask2former"]), rows
-    assert re.search(rf"all +{NUMBER} +{NUMBER} +{NUMBER} +{NUMBER}% +n/a +{NUMBER} +-$", rows["eomt_s"]), rows
+    assert re.search(rf"all +{NUMBER} +{NUMBER} +{NUMBER} +{NUMBER}% +{NUMBER} +- +-$", rows["mask2former"]), rows
+    assert re.search(rf"all +{NUMBER} +{NUMBER} +{NUMBER} +{NUMBER}% +n/a +- +-$", rows["eomt_s"]), rows
+    assert "eval/fwd, eval/mmdet not printed: --input small is a smoke test" in r.stdout  # no ratio read as a result
     assert re.search(rf"ground truth: {NUMBER} segments per image", r.stdout)
     doc = json.loads((out / "bench_gpu_eval.json").read_text())
     assert {row["model"] for row in doc["rows"]} == {"mask2former", "eomt_s"} and doc["mismatches"] == []

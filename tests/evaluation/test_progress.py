@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from panbench.cli import main
-from panbench.evaluation.inference import Progress
+from panbench.evaluation.progress import Progress
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked CPU processes: Linux only")
 
@@ -38,3 +38,25 @@ def test_bar_counts_the_images_of_every_process_and_names_the_model(demo_root, t
     err = capfd.readouterr().err
     assert "eval demo-panoptic-fpn [default] on demo" in err  # the model and its post-processing
     assert "4/4" in err and "2/2" not in err  # all images of the run, not the parent's share
+
+
+def test_a_log_gets_plain_lines_each_tenth_and_the_last_without_carriage_returns(capsys, monkeypatch) -> None:
+    """stderr not a terminal (capsys: not a tty): lines at 10%, 20%, ... and the end; never a ``\\r``."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    progress = Progress(50, "eval m [default] on coco")
+    for _ in range(50):
+        progress.add(1)
+    progress.close()
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert [ln.split(": ")[1].split(" ")[0] for ln in lines] == [f"{k}/50" for k in range(5, 55, 5)]
+    assert lines[-1].startswith("eval m [default] on coco: 50/50 images (100%, ")
+
+
+def test_a_terminal_gets_the_redrawn_bar(capsys, monkeypatch) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    progress = Progress(3, "eval m [default] on coco")
+    progress.add(3)
+    progress.close()
+    assert "\r" in capsys.readouterr().err  # tqdm's redraws

@@ -316,7 +316,7 @@ def test_registry_entries_and_ls(capsys) -> None:
         "tue-mps/coco_panoptic_eomt_large_1280": ("1280x1280", 58.3, 30),
         "tue-mps/coco_panoptic_eomt_giant_1280": ("1280x1280", 59.2, 12)}
     row = next(line.split() for line in out.splitlines() if line.startswith("hf-eomt_l-1280 "))
-    assert row[:9] == ["hf-eomt_l-1280", "EoMT", "ViT-L", "(DINOv2)", "coco", "1280x1280", "58.3", "-", "-"]
+    assert row[:10] == ["hf-eomt_l-1280", "EoMT", "ViT-L", "(DINOv2)", "coco", "1280x1280", "58.3", "(eomt)", "-", "-"]
 
 
 def test_eomt_segments_equal_transformers_post_processing_image_by_image(demo_root, tmp_path) -> None:

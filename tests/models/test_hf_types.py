@@ -249,5 +249,5 @@ def test_eomt_dinov3_checkpoints_are_listed_with_the_zoos_published_numbers(caps
     assert main(["ls", "--only-dataset", "coco"]) == 0
     out = capsys.readouterr().out.splitlines()
     row = next(line.split() for line in out if line.startswith("hf-eomt_dinov3_l-1280 "))
-    assert row[:10] == ["hf-eomt_dinov3_l-1280", "EoMT", "ViT-L", "(DINOv3)", "coco", "1280x1280", "58.9", "-", "-",
-                        "33"]
+    assert row[:11] == ["hf-eomt_dinov3_l-1280", "EoMT", "ViT-L", "(DINOv3)", "coco", "1280x1280", "58.9", "(eomt)",
+                        "-", "-", "33"]  # the published PQ marked with its rules (EoMT's evaluation)

@@ -122,25 +122,28 @@ def eomt_sums(inter: np.ndarray, gt: Segments, pred: Segments, cats: CategoryTab
         covered = pairs.get((pc, void), 0) + (pairs.get((pc, (pc[0], crowd_of[pc[0]])), 0) if pc[0] in crowd_of else 0)
         if np.float32(covered) / np.float32(pred_areas[pc]) <= IGNORED_SHARE and pc[0] < n:  # num_classes: left out
             out.fp[pc[0]] += 1
-    return out
+    by_class = np.argsort(np.argsort(cats.ids, kind="stable"), kind="stable")  # each category's class
+    return RuleSums(out.tp[by_class], out.fp[by_class], out.fn[by_class], out.iou[by_class])
 
 
 def _eomt_colors(inter: np.ndarray, gt: Segments, pred: Segments, cats: CategoryTable,
                  void: Color) -> tuple[dict[tuple[Color, Color], int], dict[Color, int], dict[Color, int], list[bool]]:
     """EoMT's input as torchmetrics sees it, from the table: each (prediction, target) colour pair's pixels, each
-    colour's area (the targets' in ``torch.unique``'s order) and the targets' crowd flags by instance."""
+    colour's area (the targets' in ``torch.unique``'s order) and the targets' crowd flags by instance. A colour's
+    class is its category's position among the sorted ids (EoMT's ``CLASS_MAPPING``)."""
     n_gt, isthing = len(gt), cats.isthing
+    cls = np.argsort(np.argsort(cats.ids, kind="stable"), kind="stable").tolist()
     present = np.flatnonzero(inter[1:n_gt + 1].sum(1) > 0)
     order = present[np.argsort(gt.ids[present], kind="stable")]  # the dataset's target.unique(): by segment id
     crowd = [bool(gt.iscrowd[g]) for g in order.tolist()]
     t_color: dict[int, Color] = {0: void, n_gt + 1: void}  # table row -> colour (VOID and unlisted ids: VOID)
     for i, g in enumerate(order.tolist()):
         c = int(gt.cats[g])
-        t_color[g + 1] = (c, i if isthing[c] else 0)
+        t_color[g + 1] = (cls[c], i if isthing[c] else 0)
     p_color: dict[int, Color] = {0: (len(cats), 0)}  # predicted VOID: class num_classes (stuff)
     for j in range(len(pred)):
         c = int(pred.cats[j])
-        p_color[j + 1] = (c, j + 1 if isthing[c] else 0)
+        p_color[j + 1] = (cls[c], j + 1 if isthing[c] else 0)
     return (*color_table(inter, t_color, p_color), crowd)
 
 

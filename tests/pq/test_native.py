@@ -330,6 +330,7 @@ def test_a_png_that_grows_after_its_size_was_read_is_read_to_the_end(tmp_path: P
 
     class Small:
         st_size = 20  # as if the file had 20 bytes when its size was read
+        st_mode = 0o100644  # a regular file
 
     monkeypatch.setattr(png.os, "fstat", lambda fd: Small())
     assert np.array_equal(read_ids(p, "t"), rgb2id(img))

@@ -273,18 +273,21 @@ def test_a_bad_score_is_refused_in_one_line_naming_the_segment(value: Any, says:
 
 
 @pytest.mark.parametrize("text", ["1.5", "true", "NaN", "-1e-9", "\"0.5\"", "null"])
-def test_score_refuses_a_bad_score_in_the_predictions_json_with_exit_2(
+def test_score_scores_past_a_bad_score_in_the_predictions_json_with_one_note(
         text: str, tmp_path: Path, small_set: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
-    """From PNG+JSON (the scan reads the array, or leaves it to json.loads): one line naming the image, exit 2."""
+    """From PNG+JSON (the scan reads the array, or leaves it to json.loads): PQ as without the score, one note naming
+    the image and the segment, exit 0 (tests/pq/test_input_kinds.py: the analyses left out)."""
     raw = small_set["pred_json"].read_text().replace('"score": 0.25', f'"score": {text}')
     assert raw != small_set["pred_json"].read_text()
     pj = tmp_path / "pred.json"
     pj.write_text(raw)
     args = ["score", "--gt-json", str(small_set["gt_json"]), "--gt-dir", str(small_set["gt_dir"]),
-            "--pred-json", str(pj), "--pred-dir", str(small_set["pred_dir"]), "--no-analysis"]
-    assert main(args) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "image 1 (prediction): segment 12 has score" in err, err
+            "--pred-dir", str(small_set["pred_dir"]), "--no-analysis"]
+    assert main([*args, "--pred-json", str(small_set["pred_json"])]) == 0
+    plain = capsys.readouterr().out
+    assert main([*args, "--pred-json", str(pj)]) == 0
+    out, err = capsys.readouterr()
+    assert out == plain and len(err.splitlines()) == 1 and "image 1 segment 12 has score" in err, err
 
 
 def test_segments_without_scores_are_all_nan_and_a_wrong_length_is_refused() -> None:

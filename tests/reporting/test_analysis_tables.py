@@ -276,3 +276,13 @@ def test_table_ci_and_compare_print_the_same_interval_for_the_same_pair(results,
     assert main(["compare", "noisy", "perfect", "--results", str(pair)]) == 0
     lo, hi = pq["interval"]
     assert f"[{lo:+8.2f}, {hi:+8.2f}] *" in capsys.readouterr().out
+
+
+def test_a_size_bucket_of_false_positives_alone_says_so_not_zero_segments() -> None:
+    from panbench.reporting.analysis_views import by_size_text
+
+    line = by_size_text({"by_size": {"small": {"PQ": 50.0, "n": 2, "segments": 3},
+                                     "medium": {"PQ": 0.0, "n": 0, "segments": 0},
+                                     "large": {"PQ": 0.0, "n": 1, "segments": 0}}})[0]
+    assert line == ("PQ by size (things): small 50.00 (3 segments), medium - (no segments), "
+                    "large 0.00 (no ground-truth segment: false positives only)")
