@@ -68,13 +68,15 @@ class Evaluators:
     taken. What the members declare, read once here: ``needs`` (what an image must carry), ``keeps_columns`` (a
     member reads PQ's per-image columns: :class:`~panbench.evaluators.contract.UsesColumns`), ``takes_scored``
     (every member takes images scored in bulk: it :class:`~panbench.evaluators.contract.TakesScored`, or needs at
-    most the segments) and ``rules`` (the rules whose state sums the scoring counts for them)."""
+    most the segments) and ``rules`` (the rules whose state sums the scoring counts for them). ``first``: the index
+    of the first image it takes (a caller that scores each image in a composite of its own numbers them on: the
+    MMEngine metric); :meth:`part` numbers its images from 0 all the same."""
 
     def __init__(self, categories: CategoryTable, members: Sequence[Any], strict: bool = False,
-                 boundary: bool = False, observer: Observer | None = None) -> None:
+                 boundary: bool = False, observer: Observer | None = None, first: int = 0) -> None:
         check_composite(members)
         self.categories, self.members, self.strict, self.boundary = categories, list(members), strict, boundary
-        self.observer = observer
+        self.observer, self.first = observer, first
         self.needs = frozenset().union(*(needs_of(m) for m in self.members))
         self.keeps_columns = any(isinstance(m, UsesColumns) for m in self.members)
         self.takes_scored = all(isinstance(m, TakesScored) or needs_of(m) <= {"segments"} for m in self.members)
@@ -87,24 +89,25 @@ class Evaluators:
     def for_run(cls, categories: CategoryTable, *, boundary: bool = False, strict: bool = False,
                 observer: Observer | None = None, analyses: bool = True, ap: bool = False,
                 ap_source: str | None = None, semantic: bool = True, own_threshold: float | None = None,
-                diagnose: bool = False, rules: Sequence[str] = (), extra: Sequence[Any] = ()) -> Evaluators:
+                diagnose: bool = False, rules: Sequence[str] = (), extra: Sequence[Any] = (),
+                first: int = 0) -> Evaluators:
         """A run's members: PQ (per-image results kept for the analyses, the observer and a member of ``extra`` that
         :class:`~panbench.evaluators.contract.UsesColumns`), the analyses (with
         ``analyses``; ``own_threshold``: the model's own score threshold), AP (with ``ap``, of ``ap_source``'s
         instances), the semantic confusion (with ``semantic``), PQ under other implementations' ``rules``
-        (:data:`panbench.pq.rules.RULES`), then the user's (``extra``, loaded)."""
+        (:data:`panbench.pq.rules.RULES`), then the user's (``extra``, loaded); ``first`` as the class's."""
         keep = analyses or observer is not None or any(isinstance(m, UsesColumns) for m in extra)
         members: list[Any] = [PQEvaluator(categories, boundary, keep, diagnose),
                               *([AnalysesEvaluator(own_threshold)] if analyses else []),
                               *([APEvaluator(categories, ap_source)] if ap else []),
                               *([SemanticEvaluator(categories)] if semantic else []),
                               *([RulesEvaluator(categories, tuple(rules))] if rules else []), *extra]
-        return cls(categories, members, strict, boundary, observer)
+        return cls(categories, members, strict, boundary, observer, first)
 
     def empty(self) -> Evaluators:
         """Members with nothing in them, scoring as these and writing to the same observer (a forked process's)."""
         return type(self)(self.categories, [fresh_copy(m) for m in self.members], self.strict, self.boundary,
-                          self.observer)
+                          self.observer, self.first)
 
     def score(self, index: int, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray, pred_segs: list,
               where: str, image_id: Any = 0, instances: Instances | None = None,
@@ -176,8 +179,12 @@ class Evaluators:
         return frozenset(taken), {k: n for k, n in missing.items() if n}
 
     def part(self) -> list[Any]:
-        """What the members hold, to cross to another process or rank (:meth:`reduce` takes it)."""
-        return list(self.members)
+        """What the members hold, to cross to another process or rank (:meth:`reduce` takes it), their images at
+        positions from 0: a member that :class:`~panbench.evaluators.contract.HoldsPositions` of a composite whose
+        images are numbered from :attr:`first` is handed as a copy, its positions moved back by ``first``."""
+        if not self.first:
+            return list(self.members)
+        return [_moved(m, -self.first) if isinstance(m, HoldsPositions) else m for m in self.members]
 
     def reduce(self, parts: Iterable[list[Any]], offset: int = 0) -> None:
         """Add the parts of the other processes or ranks (disjoint images), their positions moved on by ``offset``
@@ -229,6 +236,13 @@ class Evaluators:
         if self._provider is None:
             raise PanbenchError("internal: no member keeps the PQ sums; please report")
         return self._provider.columns()
+
+
+def _moved(m: Any, offset: int) -> Any:
+    """A copy of member ``m`` (one that holds images by position) with its images' positions moved on by ``offset``."""
+    twin = fresh_copy(m)
+    call(twin, "merge_at", "its part", m, offset)
+    return twin
 
 
 def _share(m: Any, where: str, image: ImageData, checked: set[int]) -> Any:

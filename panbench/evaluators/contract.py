@@ -19,7 +19,7 @@ import os
 import pickle
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -214,6 +214,18 @@ def name_of(ev: Any) -> str:
     return str(getattr(ev, "name", None) or type(ev).__name__)
 
 
+def check_evaluator_name(ev: Any) -> None:
+    """Refuse in one line an evaluator whose ``name`` is set to something other than a string (the record's key)."""
+    name = getattr(ev, "name", None)
+    if name is not None and not isinstance(name, str):
+        raise PanbenchError(f"evaluator {type(ev).__name__}: name = {_short(repr(name))} is not a string; set `name` "
+                            "to a string (the key of its fields in the record), or leave it out for the class's name")
+
+
+def _short(text: str, most: int = 60) -> str:
+    return text if len(text) <= most else text[:most - 3] + "..."
+
+
 def cache_key_of(ev: Any) -> str:
     """Where the resume cache keeps an evaluator's shares: ``name@version``."""
     version = getattr(ev, "version", None)
@@ -286,6 +298,7 @@ def check_names(evaluators: Sequence[Any]) -> None:
     """Refuse two evaluators of one name, or one of the user's named as a built-in."""
     seen: set[str] = set()
     for ev in evaluators:
+        check_evaluator_name(ev)
         n = name_of(ev)
         if n in BUILT_IN_NAMES and not isinstance(ev, BuiltIn):
             raise PanbenchError(f"evaluator {n}: the name of a built-in evaluator; set the class's `name` to another")
@@ -307,20 +320,43 @@ def fresh_copy(ev: Any) -> Any:
     return twin
 
 
-def load_evaluators(specs: Sequence[Any]) -> list[Any]:
+def load_evaluators(specs: Sequence[Any] | Iterable[Any] | str | None) -> list[Any]:
     """The user's evaluators of ``specs`` (``--evaluator``, ``EvalOptions.evaluators``, ``evaluators=`` of the
-    metrics and the integrations), each loaded and reset, their names checked: what cannot be is refused in one
-    line (an :class:`~panbench.errors.InputError`)."""
-    if isinstance(specs, str):  # one evaluator named alone
-        specs = [specs]
+    metrics and the integrations: a list, a tuple or another iterable of them, one named alone as a string, None for
+    none), each loaded and reset, their names checked: what cannot be is refused in one line (an
+    :class:`~panbench.errors.InputError`)."""
     try:
-        evaluators = [load_evaluator(s) for s in specs]
+        evaluators = [load_evaluator(s) for s in _spec_list(specs)]
         check_names(evaluators)
     except InputError:
         raise
     except PanbenchError as e:
         raise InputError(str(e)) from None
     return evaluators
+
+
+def _spec_list(specs: Any) -> list[Any]:
+    """The evaluators ``specs`` gives, as a list; a class, an evaluator or a mapping given where the list goes, or an
+    item that is None, refused in one line."""
+    if specs is None:
+        return []
+    if isinstance(specs, str):  # one evaluator named alone
+        return [specs]
+    if isinstance(specs, type):
+        name = specs.__name__
+        raise PanbenchError(f"evaluators={name}: a class, not a list of evaluators; pass an instance in a list: "
+                            f"evaluators=[{name}()]")
+    if callable(getattr(specs, "process", None)):
+        raise PanbenchError(f"evaluators={type(specs).__name__}(...): one evaluator, not a list of evaluators; pass "
+                            "it in a list: evaluators=[evaluator]")
+    if isinstance(specs, Mapping) or not isinstance(specs, Iterable):
+        raise PanbenchError(f"evaluators={_short(repr(specs))}: {type(specs).__name__}, not a list of evaluators; "
+                            "pass a list: evaluators=[MyEvaluator()] (each named by its `name`)")
+    out = list(specs)
+    if (k := next((k for k, s in enumerate(out) if s is None), None)) is not None:
+        raise PanbenchError(f"evaluators[{k}] is None; give each evaluator as an instance, a class, module:Class or "
+                            "path/to/file.py:Class, and leave out the ones not to run")
+    return out
 
 
 _METHODS = ("reset", "process", "add", "merge", "evaluate")
@@ -345,11 +381,15 @@ def load_evaluator(spec: str | type | Any) -> Any:
     if isinstance(spec, type):
         try:
             ev = spec()
+        except SystemExit as e:
+            raise PanbenchError(f"evaluator {label}: {label}() called sys.exit({e.code!r}); it must build with no "
+                                "arguments, and raise where it cannot") from None
         except Exception as e:  # noqa: BLE001 - the user's code: its words, in one line
             raise PanbenchError(f"evaluator {label}: {label}() failed ({type(e).__name__}: {e}); it must build with "
                                 "no arguments") from None
     else:
         ev = spec
+    check_evaluator_name(ev)
     if lacking := [m for m in _METHODS if not callable(getattr(ev, m, None))]:
         raise PanbenchError(f"evaluator {name_of(ev)}: lacks {', '.join(lacking)}; an evaluator defines "
                             f"{', '.join(_METHODS)} (docs/api.md#your-own-evaluator)")
@@ -379,15 +419,24 @@ def _module(spec: str, where: str) -> Any:
         sys.modules[name] = module  # its classes pickle by this name (forked processes, ranks)
         try:
             module_spec.loader.exec_module(module)
-        except Exception as e:  # noqa: BLE001
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - not KeyboardInterrupt: Ctrl-C stops panbench
             del sys.modules[name]
-            raise PanbenchError(f"--evaluator {spec}: {where} failed to import ({type(e).__name__}: {e}); fix the "
-                                "file") from None
+            raise _import_error(spec, where, e, "failed to import", "fix the file") from None
         return module
     if "" not in sys.path and os.getcwd() not in sys.path:  # the `panbench` script: the current folder, as -m
         sys.path.append(os.getcwd())
     try:
         return importlib.import_module(where)
-    except Exception as e:  # noqa: BLE001
-        raise PanbenchError(f"--evaluator {spec}: module {where} cannot be imported ({type(e).__name__}: {e}); "
+    except (Exception, SystemExit) as e:  # noqa: BLE001
+        raise _import_error(spec, f"module {where}", e, "cannot be imported",
                             "check the name, or give path/to/file.py:Class") from None
+
+
+def _import_error(spec: str, what: str, e: BaseException, fails: str, fix: str) -> PanbenchError:
+    """The one line of a user's evaluator module that failed to import, or called ``sys.exit`` as it was imported
+    (a script's ``if __name__ == "__main__"`` guard left out, an argument parser run at its top)."""
+    if isinstance(e, SystemExit):
+        return PanbenchError(f"--evaluator {spec}: {what} called sys.exit({e.code!r}) while it was imported; keep "
+                             "what runs as a script under `if __name__ == \"__main__\":`, so that importing it only "
+                             "defines the class")
+    return PanbenchError(f"--evaluator {spec}: {what} {fails} ({type(e).__name__}: {e}); {fix}")

@@ -112,6 +112,7 @@ class PanbenchPanopticMetric(BaseMetric):
         self._label2cat: dict[int, int] | None = None
         self._meta_scorer: PanopticQuality | None = None  # without ann_file: categories from dataset_meta
         self._gt_cache: dict[str, np.ndarray] = {}
+        self._index = 0  # the next sample's ImageData.index: the samples of this rank, counted since reset()
 
     @property
     def dataset_meta(self) -> dict | None:
@@ -152,7 +153,9 @@ class PanbenchPanopticMetric(BaseMetric):
         return self._label2cat
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
-        """Score each data sample's prediction against its ground truth; keep its ``ImageResult``."""
+        """Score each data sample's prediction against its ground truth; keep its ``ImageResult`` (with
+        ``evaluators``, its part: each sample scored in a round of its own, its ``ImageData.index`` the count of this
+        rank's samples before it since :meth:`reset`, as ``PanopticQuality`` numbers its images)."""
         if self._writer is not None:
             self._writer.process(data_batch, data_samples)
             self.results.extend(self._writer.results)
@@ -168,16 +171,17 @@ class PanbenchPanopticMetric(BaseMetric):
             if self._coco is not None:
                 scorer = self._coco
                 if self._evaluators:
-                    scorer.reset()  # one image's part each: mmengine's collect keeps one result per sample
+                    scorer.reset(self._index)  # one image's part each: mmengine's collect keeps one result per sample
                 result = scorer.update(sample["img_id"], ids, segments)
             else:
                 gt_ids, gt_segments = self._sample_ground_truth(sample)
                 scorer = self._meta_scorer = self._meta_scorer or PanopticQuality(self.categories(),
                                                                                   evaluators=self._evaluators)
                 if self._evaluators:
-                    scorer.reset()
+                    scorer.reset(self._index)
                 result = scorer.update(ids, segments, gt_ids, gt_segments, image_id=sample["img_id"])
             self.results.append(scorer.part() if self._evaluators else result)
+            self._index += 1
 
     def _sample_ground_truth(self, sample: dict) -> tuple[np.ndarray, list[dict[str, int]]]:
         """The ground truth of a data sample (no ann_file), as ``CocoPanopticMetric`` reads it: the PNG under seg_prefix
@@ -224,10 +228,17 @@ class PanbenchPanopticMetric(BaseMetric):
         return metrics
 
     def evaluate(self, size: int) -> dict:
-        """mmengine's evaluate; then the running sums of this rank start again (kept ground truth stays)."""
+        """mmengine's evaluate; then this rank's round starts again (:meth:`reset`)."""
         try:
             return super().evaluate(size)
         finally:
-            for scorer in (self._coco, self._meta_scorer):
-                if scorer is not None:
-                    scorer.reset()
+            self.reset()
+
+    def reset(self) -> None:
+        """Forget this rank's images: their results, the running sums and the count that numbers them (kept ground
+        truth stays)."""
+        self.results.clear()
+        for scorer in (self._coco, self._meta_scorer):
+            if scorer is not None:
+                scorer.reset()
+        self._index = 0

@@ -24,6 +24,10 @@ MOVED_SHARE = 0.5  # share of those pixels the moved categories must hold
 LOW_GROUP_PQ = 0.1  # a group (things or stuff) is looked at alone when its PQ is below this (near zero)
 GROUP_SHARE = 0.9  # a group alone: share of its mapped rows' and columns' pixels the mapping must explain
 ENCODING_IMAGES = 64  # prediction PNGs an id encoding is judged over (all of them when fewer)
+RESIZE_IDS = 3  # unlisted ids a resized map has at least (fewer: segments left out of segments_info)
+RESIZE_SHARE = 0.5  # share of the unlisted pixels that must be blends of their neighbours (resized: 0.87-1.0)
+RESIZE_SLACK = 0.25  # a blend's overshoot past its neighbours (bicubic's ringing), a share of their difference
+RESIZE_PIXELS = 1 << 16  # unlisted pixels a resize is judged on (spread evenly over the map), at most
 
 
 class DiagnosisWarning(UserWarning):
@@ -234,6 +238,70 @@ def channel_order(png_ids: Iterable[int], listed: Iterable[int]) -> Finding | No
     return Finding("channel_order", f"the PNG's red and blue channels are swapped (id {absent[0]} read is "
                    f"{swap_channels(absent[0])} of segments_info): it was written in OpenCV's BGR order; write "
                    "cv2.imwrite(path, rgb[:, :, ::-1]) or save the RGB array with PIL")
+
+
+def unlisted_png_ids(png_ids: Iterable[int], listed: Iterable[int], table: CategoryTable | None = None,
+                     ids: np.ndarray | None = None) -> Finding | None:
+    """The finding that explains one prediction PNG's ids absent from its segments_info (``png_ids``; ``listed``:
+    segments_info's ids), or None: red and blue swapped (:func:`channel_order`), an id encoding (with ``table``,
+    :func:`id_encoding`) or a resize that blended the ids (with ``ids``, the PNG's id map: :func:`resized_ids`)."""
+    png_ids, listed = list(png_ids), list(listed)
+    return (channel_order(png_ids, listed) or (id_encoding(png_ids, listed, table) if table is not None else None)
+            or (resized_ids(ids, listed) if ids is not None else None))
+
+
+def resized_ids(ids: np.ndarray, listed: Iterable[int]) -> Finding | None:
+    """The ``resized`` finding of an id map (``ids``, HxW) resized with bilinear or bicubic interpolation: at least
+    :data:`RESIZE_IDS` ids absent from ``listed`` (and from VOID, 0), :data:`RESIZE_SHARE` of whose pixels (up to
+    :data:`RESIZE_PIXELS` of them looked at) are blends, in the bands where one segment turns into the next: a pixel
+    between two neighbours on a line through it (left and right, above and below, or a diagonal), both of another
+    id, whose value lies between theirs, in each RGB channel or as a number (a map resized as numbers), within
+    :data:`RESIZE_SLACK` of their difference and a level of rounding (bicubic's ringing).  Pixels of a segment left
+    out of segments_info are not: inside it both neighbours are the pixel's own id, on its edge one is."""
+    ids = np.asarray(ids)
+    if ids.ndim != 2:
+        return None
+    ids = ids.astype(np.int64, copy=False)
+    unlisted = ~np.isin(ids, np.append(np.fromiter(listed, np.int64), 0))
+    values = ids[unlisted]
+    if len(kinds := np.unique(values)) < RESIZE_IDS:
+        return None
+    ys, xs = np.nonzero(unlisted)
+    step = -(-len(ys) // RESIZE_PIXELS)  # every step-th pixel in raster order: the cost stays that of a small map
+    if _blends(ids, ys[::step], xs[::step]).mean() < RESIZE_SHARE:
+        return None
+    share = 100 * len(values) / ids.size
+    return Finding("resized", f"the map's {len(kinds)} ids absent from segments_info ({share:.1f}% of its pixels) are "
+                   "blends of the ids beside them, on the borders between its segments: it was resized with "
+                   "bilinear or bicubic interpolation; resize segment ids with nearest-neighbour interpolation (PIL "
+                   "Image.NEAREST, cv2.INTER_NEAREST, torch interpolate mode=\"nearest\")")
+
+
+def _blends(ids: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Whether each pixel (``ys``, ``xs``) of ``ids`` lies between two neighbours on a line through it, both of
+    another id, in each RGB channel or as a number (:func:`resized_ids`)."""
+    padded = np.pad(ids, 1, constant_values=-1)  # -1: no neighbour past the map's edge
+    v = ids[ys, xs]
+    out = np.zeros(len(ys), bool)
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        a, b = padded[ys + 1 - dy, xs + 1 - dx], padded[ys + 1 + dy, xs + 1 + dx]
+        other = (a >= 0) & (b >= 0) & (a != v) & (b != v)
+        out |= other & (_between(v, a, b, _channels) | _between(v, a, b, lambda x: x[:, None]))
+    return out
+
+
+def _channels(v: np.ndarray) -> np.ndarray:
+    """The red, green and blue levels of ids (R + 256 G + 256^2 B), on a last axis."""
+    return np.stack([v & 0xFF, (v >> 8) & 0xFF, v >> 16], axis=-1)
+
+
+def _between(v: np.ndarray, a: np.ndarray, b: np.ndarray, parts: Any) -> np.ndarray:
+    """Whether ``v`` lies between ``a`` and ``b`` in every one of its ``parts`` (channels, or the id), widened by
+    :data:`RESIZE_SLACK` of their difference and a level of rounding."""
+    v, a, b = parts(v), parts(a), parts(b)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    slack = 1 + (hi - lo) * RESIZE_SLACK
+    return ((v >= lo - slack) & (v <= hi + slack)).all(axis=-1)
 
 
 def id_encoding(png_ids: Iterable[int], listed: Iterable[int], table: CategoryTable) -> Finding | None:
