@@ -5,6 +5,7 @@ as they are; docs/api.md, "detectron2", says the rules and what differs."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -121,6 +122,8 @@ class PanbenchPanopticEvaluator(DatasetEvaluator):
         self._gt_json = PathManager.get_local_path(self._metadata.panoptic_json)
         self._coco = CocoPanopticQuality(self._gt_json, PathManager.get_local_path(self._metadata.panoptic_root),
                                          keep_ground_truth=keep_ground_truth, evaluators=evaluators)
+        self._coco.naming = dataclasses.replace(self._coco.naming, pred_map="panoptic_seg's map",
+                                                pred_segments="panoptic_seg's segments_info")  # what process() takes
         if "panoptic_seg" in (names := self._coco.part().evaluators):
             raise InputError(f"{_NAME}: an evaluator is named 'panoptic_seg', the task of the PQ numbers; give it "
                              f"another name (its class attribute 'name')")

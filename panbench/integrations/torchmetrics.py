@@ -1,9 +1,12 @@
 """panbench's PQ as a torchmetrics ``Metric``: torchmetrics' ``PanopticQuality`` input and options, panopticapi's
 numbers (docs/api.md, "torchmetrics / Lightning", which lists where torchmetrics' own rules differ).  The state is
-the core metric's integer sums (``dist_reduce_fx="sum"``): a DDP sync adds them exactly."""
+the core metric's integer sums (``dist_reduce_fx="sum"``): a DDP sync adds them exactly, after it has compared the
+processes' builds (``build``: processes built differently are refused in one line on every process)."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 import pickle
 from collections.abc import Collection, Sequence
@@ -132,6 +135,7 @@ class PanbenchPanopticQuality(Metric):
     plot_lower_bound = 0.0
     plot_upper_bound = 1.0
 
+    build: torch.Tensor
     sums: torch.Tensor
     parts: list[torch.Tensor] | torch.Tensor
 
@@ -145,10 +149,16 @@ class PanbenchPanopticQuality(Metric):
         self.return_sq_and_rq, self.return_per_class = return_sq_and_rq, return_per_class
         self._convert = TorchmetricsToSegments(t, s)
         self._scorer = PanopticQuality(self._convert.categories(), evaluators=evaluators)  # evaluators loaded once
+        keys = list(self._scorer.build.evaluators)
+        said = (f"things={t}, stuffs={s}", f"evaluators={keys}" if keys else "no evaluators")
+        # first: torchmetrics reduces the states in this order, the others only once the builds are alike
+        self.add_state("build", default=torch.tensor([_digest(x) for x in said], dtype=torch.int64),
+                       dist_reduce_fx=functools.partial(_alike, said))
         self.add_state("sums", default=torch.zeros(len(self._scorer.sums()), dtype=torch.int64),
                        dist_reduce_fx="sum")
-        if self._scorer.evaluators:  # their state: one pickled MetricPart a rank, concatenated over the ranks
-            self.add_state("parts", default=[], dist_reduce_fx="cat")
+        # the evaluators' state: one pickled MetricPart a rank, concatenated over the ranks (a state of every metric,
+        # so that each process gathers the same states)
+        self.add_state("parts", default=[], dist_reduce_fx="cat")
 
     def _core(self) -> PanopticQuality:
         self._scorer.reset()
@@ -198,6 +208,23 @@ class PanbenchPanopticQuality(Metric):
         avg = [a.pq, a.sq, a.rq] if a.n else [float("nan")] * 3  # torchmetrics: the mean of no category is NaN
         out = torch.tensor(avg, dtype=torch.float64, device=dev)
         return out if self.return_sq_and_rq else out[0]
+
+
+def _digest(text: str) -> int:
+    """A 24-bit digest of ``text``: held exactly by every floating-point type a metric's states may be cast to."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:3], "big")
+
+
+def _alike(said: tuple[str, str], builds: torch.Tensor) -> torch.Tensor:
+    """The ``build`` state's reduction: the processes' builds (one row each) alike, else the one-line error naming
+    what differs and this process's; every process raises it."""
+    if len(builds) and not bool((builds == builds[0]).all()):
+        k = next(k for k in range(builds.shape[1]) if not bool((builds[:, k] == builds[0, k]).all()))
+        what = ("categories", "evaluators")[k]
+        raise TorchmetricsInputError(f"PanbenchPanopticQuality: the processes' metrics have different {what} "
+                                     f"({said[k]} on this process); build the metric alike on every process (the "
+                                     "same things, stuffs and evaluators)")
+    return builds[0]
 
 
 def _unpickled(parts: list[torch.Tensor] | torch.Tensor) -> list[MetricPart]:

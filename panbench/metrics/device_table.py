@@ -13,20 +13,21 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from panbench.errors import InputError
-from panbench.metrics.id_maps import float_error, map_form
-from panbench.pq.diagnosis import channel_order, id_encoding, input_size
-from panbench.pq.evaluator import image_segments, unlisted_id_error
+from panbench.metrics.id_maps import FloatFacts, float_error, map_form
+from panbench.pq.diagnosis import unlisted_png_ids
+from panbench.pq.evaluator import FILE_NAMES, Naming, image_segments, size_error, unlisted_id_error
 from panbench.pq.kernels import MAX_ID
 from panbench.pq.matching import CategoryTable, Segments
 
 
 class DeviceMap(NamedTuple):
-    """An HxW map of int64 segment ids on its tensor's device, and whether ids outside 0 .. 2^24 - 1 are refused as
-    out of range (a uint32 map's are not: as on the host, an id above them is one that no segment lists)."""
+    """An HxW map of int64 segment ids on its tensor's device, whether ids outside 0 .. 2^24 - 1 are refused as
+    out of range (a uint32 map's are not: as on the host, an id above them is one that no segment lists) and the
+    numpy dtype of the ids as given (an RGB map's: uint32, as the host reads it)."""
 
     ids: Any
     ranged: bool
+    dtype: np.dtype
 
 
 def on_device(pred_ids: Any, gt_ids: Any, cpu: bool = False) -> bool:
@@ -44,14 +45,29 @@ def device_map(x: Any, where: str, name: str) -> DeviceMap:
     import torch
 
     if x.is_floating_point() or x.is_complex():
-        raise float_error(where, name, str(x.dtype))
+        raise float_error(where, name, str(x.dtype), tensor_facts(x))
     x = x.detach()
     dtype = torch.empty(0, dtype=x.dtype).numpy().dtype  # the dtype the host path names
     form = map_form(dtype, tuple(x.shape), where, name)
     if form == "rgb":
         rgb = x.to(torch.int64)
-        return DeviceMap(rgb[..., 0] + (rgb[..., 1] << 8) + (rgb[..., 2] << 16), False)
-    return DeviceMap((x[0] if form == "stacked" else x).to(torch.int64), dtype != np.uint32)
+        return DeviceMap(rgb[..., 0] + (rgb[..., 1] << 8) + (rgb[..., 2] << 16), False, np.dtype(np.uint32))
+    return DeviceMap((x[0] if form == "stacked" else x).to(torch.int64), dtype != np.uint32, dtype)
+
+
+def tensor_facts(x: Any) -> FloatFacts | None:
+    """:func:`~panbench.metrics.id_maps.array_facts` of a tensor of floating-point values, counted on its device
+    (None: of complex ones); only the few values the error names cross to the host."""
+    import torch
+
+    if x.is_complex():
+        return None
+    x = x.detach()
+    values = x[torch.isfinite(x)]
+    fractions = values[values != torch.round(values)]
+    low, high = (float(values.min()), float(values.max())) if values.numel() else (0.0, 0.0)
+    return FloatFacts(bool(torch.isnan(x).any()), bool(torch.isinf(x).any()),
+                      float(fractions[0]) if fractions.numel() else None, low, high)
 
 
 def device_counts(ids: Any, seg_ids: np.ndarray) -> dict[int, int]:
@@ -71,20 +87,18 @@ def device_counts(ids: Any, seg_ids: np.ndarray) -> dict[int, int]:
 
 def device_pair_table(cats: CategoryTable, gt_ids: DeviceMap, gt_segments_info: list[dict[str, Any]],
                       pred_ids: DeviceMap, pred_segments_info: list[dict[str, Any]], where: str = "image",
-                      strict: bool = False) -> tuple[np.ndarray, Segments, Segments]:
+                      strict: bool = False, names: Naming = FILE_NAMES) -> tuple[np.ndarray, Segments, Segments]:
     """:func:`~panbench.pq.evaluator.pair_table` (``areas=False``) of two maps on one device: the table (on the
     host) and both sides' segments, with the same checks in the same order and the same one-line errors."""
     g, p = tuple(gt_ids.ids.shape), tuple(pred_ids.ids.shape)
     if g != p:
-        found = input_size((p[0], p[1]), (g[0], g[1]))
-        raise InputError(f"{where}: prediction is {p[1]}x{p[0]} but the image is {g[1]}x{g[0]}; "
-                         + (found.message if found else "predict at the original image size"))
-    gt, pred = image_segments(cats, gt_segments_info, pred_segments_info, where)
-    return device_table(gt_ids, gt, pred_ids, pred, where, strict, cats), gt, pred
+        raise size_error(where, g, p, names)
+    gt, pred = image_segments(cats, gt_segments_info, pred_segments_info, where, names)
+    return device_table(gt_ids, gt, pred_ids, pred, where, strict, cats, names), gt, pred
 
 
 def device_table(gt_ids: DeviceMap, gt: Segments, pred_ids: DeviceMap, pred: Segments, where: str,
-                 strict: bool = False, cats: CategoryTable | None = None) -> np.ndarray:
+                 strict: bool = False, cats: CategoryTable | None = None, names: Naming = FILE_NAMES) -> np.ndarray:
     """:func:`~panbench.pq.evaluator.intersection_table` counted on the maps' device: ids out of range refused (the
     ground truth's first), then the first pixel (raster order) whose id no segment lists, the ground truth's with
     ``strict`` (first where both are at one pixel); without it such ground-truth pixels count in row n_gt + 1. The
@@ -102,14 +116,14 @@ def device_table(gt_ids: DeviceMap, gt: Segments, pred_ids: DeviceMap, pred: Seg
     bad = [(int(host[2 * k]), int(host[2 * k + 1])) if host[2 * k] < g.numel() else None for k in range(4)]
     for gt_side, out_of_range in zip((True, False), bad[:2]):
         if out_of_range is not None:
-            raise unlisted_id_error(where, gt_side, out_of_range[1])
+            raise unlisted_id_error(where, gt_side, out_of_range[1], names=names)
     bad_gt, bad_pred = bad[2:]
     if bad_gt is not None and (bad_pred is None or bad_gt[0] <= bad_pred[0]):
-        raise unlisted_id_error(where, True, bad_gt[1])
+        raise unlisted_id_error(where, True, bad_gt[1], names=names)
     if bad_pred is not None:  # a mistake that explains ids absent from segments_info: swapped channels, encoded cats
         png_ids, listed = [bad_pred[1], *torch.unique(p).tolist()], pred.ids.tolist()
-        found = channel_order(png_ids, listed) or (id_encoding(png_ids, listed, cats) if cats is not None else None)
-        raise unlisted_id_error(where, False, bad_pred[1], found)
+        found = unlisted_png_ids(png_ids, listed, cats, pred_ids.ids.cpu().numpy())
+        raise unlisted_id_error(where, False, bad_pred[1], found, names)
     return host[8:].reshape(len(gt) + 2, n_cols)
 
 

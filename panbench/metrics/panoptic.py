@@ -1,28 +1,38 @@
 """The streaming panoptic-quality metrics of the Python API (docs/api.md), thin owners of the one composite of
 evaluators (:class:`~panbench.evaluators.Evaluators`: PQ, the analyses with ``analyses=True``, the user's
-``evaluators``); a refused update raises :class:`panbench.errors.InputError`.
+``evaluators``); a refused update raises :class:`panbench.errors.InputError`, worded for the arrays and arguments
+passed (:attr:`BasePanopticQuality.naming`).
 A kept ground-truth image (``keep_ground_truth``) costs one byte per pixel while it has fewer than 255 segments
 (docs/api.md, "CocoPanopticQuality")."""
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 import numpy as np
 
-from panbench.errors import InputError
+from panbench.errors import InputError, PanbenchError
 from panbench.evaluators import Evaluators, ImageData, load_evaluators
-from panbench.evaluators.contract import fresh_copy, name_of
-from panbench.metrics.device_table import device_counts, device_map, device_pair_table, on_device
-from panbench.metrics.id_maps import float_error, map_form
+from panbench.evaluators.contract import BuiltIn, cache_key_of, fresh_copy, name_of
+from panbench.metrics.builds import MetricBuild, build_difference
+from panbench.metrics.device_table import device_counts, device_map, device_pair_table, on_device, tensor_facts
+from panbench.metrics.id_maps import array_facts, check_width, float_error, map_form
 from panbench.pq.accumulator import PanopticAccumulator
-from panbench.pq.coco_format import parse_categories, png_folder, read_ground_truth, read_json, safe_join
+from panbench.pq.coco_format import (
+    parse_categories,
+    png_folder,
+    read_ground_truth,
+    read_json,
+    safe_join,
+    segments_list,
+)
 from panbench.pq.diagnosis import Finding, diagnose, warn_findings
-from panbench.pq.evaluator import score_pair, table_result
+from panbench.pq.evaluator import FILE_NAMES, Naming, score_pair, table_result
 from panbench.pq.kernels import _SENTINEL, index_map, rgb2id
 from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
@@ -31,6 +41,11 @@ from panbench.pq.rule_names import rule_list
 from panbench.pq.sums import PQStats, panopticapi_summary, pq_summary
 
 Categories = CategoryTable | Sequence[dict[str, Any]] | str | os.PathLike[str]
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+#: what an evaluator's failure says on the command line, where ``--debug`` shows its traceback
+_CLI_WHERE = " (--debug shows where)"
 
 
 def category_table(categories: Categories) -> CategoryTable:
@@ -114,13 +129,40 @@ def id_map(x: Any, where: str, name: str) -> np.ndarray:
     """An HxW integer id map (0 is VOID) from a numpy array, a torch tensor or a panoptic PNG's HxWx3 uint8 RGB."""
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor
         if x.is_floating_point() or x.is_complex():
-            raise float_error(where, name, str(x.dtype))
+            raise float_error(where, name, str(x.dtype), tensor_facts(x))
         x = x.detach().cpu().numpy()
     arr = np.asarray(x)
+    if arr.dtype.kind in "fc":
+        raise float_error(where, name, str(arr.dtype), array_facts(arr))
     form = map_form(arr.dtype, tuple(arr.shape), where, name)
     if form == "rgb":
         return rgb2id(np.ascontiguousarray(arr))
     return arr[0] if form == "stacked" else arr  # (1, H, W), as mmdet's sem_seg
+
+
+def plain_segments(segments: Any, where: str, name: str) -> list[Any]:
+    """``segments`` (COCO segments_info: a list of dicts) as a list, each value that a tensor or a numpy number
+    holds (a model's output) as the Python number (its ``.item()``): what the segments' checks read."""
+    segments = segments_list(segments)  # a ground-truth JSON's segments_info as read and kept packed
+    if segments is None or isinstance(segments, (str, bytes, Mapping)) or not isinstance(segments, Iterable):
+        raise InputError(f"{where}: {name} is {type(segments).__name__}; pass a list of dicts ('id', 'category_id', "
+                         "...; COCO's segments_info), [] for an image without segments")
+    out = list(segments)
+    if any(isinstance(s, dict) and any(hasattr(v, "item") for v in s.values()) for s in out):
+        out = [{k: _number(v, f"{where}: {name}[{n}][{k!r}]") for k, v in s.items()} if isinstance(s, dict) else s
+               for n, s in enumerate(out)]
+    return out
+
+
+def _number(v: Any, what: str) -> Any:
+    """A tensor or numpy number of one value as the Python number; anything else as it is."""
+    if isinstance(v, (str, bytes)) or not hasattr(v, "item"):
+        return v
+    try:
+        return v.item()
+    except (ValueError, RuntimeError):  # numpy's and torch's error of more than one value
+        raise InputError(f"{what} is a {type(v).__name__} of shape {tuple(getattr(v, 'shape', ()))}; give one "
+                         "number") from None
 
 
 def counted_areas(ids: Any, segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -222,6 +264,27 @@ class MetricPart:
     analyses: bool
     evaluators: tuple[str, ...]  # the user's evaluators' names
     members: list[Any] = field(repr=False)  # the composite's members (panbench.evaluators.Evaluators.part)
+    rules: tuple[str, ...] = ()
+
+    @property
+    def build(self) -> MetricBuild:
+        """What decides the shape of the state of the metric it is a part of (:class:`MetricBuild`)."""
+        return MetricBuild(self.category_ids, self.analyses, self.rules,
+                           tuple(cache_key_of(m) for m in self.members if not isinstance(m, BuiltIn)))
+
+
+def _api_words(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``method`` with an evaluator's failure worded for the Python API: the evaluator's own exception, chained
+    below the error, shows where (the command line's ``--debug`` has no part here)."""
+    @functools.wraps(method)
+    def worded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except PanbenchError as e:
+            if (text := str(e)).endswith(_CLI_WHERE):
+                e.args = (text[: -len(_CLI_WHERE)] + (" (the exception above shows where)" if e.__cause__ else ""),)
+            raise
+    return worded
 
 
 class BasePanopticQuality:
@@ -232,6 +295,9 @@ class BasePanopticQuality:
     #: count the intersection table of CPU tensors with torch too (the tests' switch: tensors on another device
     #: always are, :mod:`panbench.metrics.device_table`)
     torch_table_on_cpu = False
+    #: what ``update``'s errors call the maps and segments lists (an integration sets its own arguments' names)
+    naming: Naming = Naming("gt_ids", "pred_ids", "gt_segments", "pred_segments", "with strict=False",
+                            "the categories the metric was built with")
 
     def __init__(self, categories: Categories, *, analyses: bool = False, strict: bool = False,
                  evaluators: Sequence[Any] = (), rules: Sequence[str] = ()) -> None:
@@ -242,11 +308,13 @@ class BasePanopticQuality:
         self._user = load_evaluators(evaluators)  # a fresh copy of each for every round
         self.reset()
 
-    def reset(self) -> None:
-        """Forget every image (a new evaluation round)."""
+    @_api_words
+    def reset(self, first: int = 0) -> None:
+        """Forget every image (a new evaluation round); the next image's ``ImageData.index`` is ``first`` (the
+        MMEngine metric, which scores each image in a round of its own, numbers them on)."""
         self._evaluators = Evaluators.for_run(self.categories, strict=self.strict, analyses=self.analyses,
                                               semantic=False, rules=self.rules,
-                                              extra=[fresh_copy(ev) for ev in self._user])
+                                              extra=[fresh_copy(ev) for ev in self._user], first=first)
         self._seen: set[Any] = set()  # the image ids given since the last reset
         self._synced = False
 
@@ -254,6 +322,12 @@ class BasePanopticQuality:
     def evaluators(self) -> tuple[Any, ...]:
         """The user's evaluators as loaded (each round scores with a fresh copy): what a metric built alike takes."""
         return tuple(self._user)
+
+    @property
+    def build(self) -> MetricBuild:
+        """What decides the shape of this metric's state: what :meth:`sync` compares over the ranks first."""
+        return MetricBuild(tuple(self.categories.ids), self.analyses, self.rules,
+                           tuple(cache_key_of(ev) for ev in self._user))
 
     @property
     def n_images(self) -> int:
@@ -268,19 +342,21 @@ class BasePanopticQuality:
     def _score(self, image_id: Any, where: str, pred_ids: Any, pred_segments: Sequence[dict[str, Any]],
                gt_ids: Any, gt_segments: Sequence[dict[str, Any]]) -> ImageResult:
         self._check_new(image_id, where)
-        check_one_device(where, pred_ids=pred_ids, gt_ids=gt_ids)
+        names = self.naming
+        check_one_device(where, **{names.pred_map or "pred_ids": pred_ids, names.gt_map or "gt_ids": gt_ids})
         pred_segs = list(pred_segments)
         if on_device(pred_ids, gt_ids, cpu=self.torch_table_on_cpu):
             gt_segs, result = self._score_on_device(where, pred_ids, pred_segs, gt_ids, list(gt_segments))
             reads_maps = "id_maps" in self._evaluators.needs  # else the maps stay on their device
-            pred = id_map(pred_ids, where, "pred_ids") if reads_maps else None
-            gt = id_map(gt_ids, where, "gt_ids") if reads_maps else None
+            pred = id_map(pred_ids, where, names.pred_map or "pred_ids") if reads_maps else None
+            gt = id_map(gt_ids, where, names.gt_map or "gt_ids") if reads_maps else None
         else:
-            pred = id_map(pred_ids, where, "pred_ids")
-            gt = id_map(gt_ids, where, "gt_ids")
+            pred = id_map(pred_ids, where, names.pred_map or "pred_ids")
+            gt = id_map(gt_ids, where, names.gt_map or "gt_ids")
+            self._check_widths(where, pred.dtype, pred_segs, gt.dtype, gt_segments)
             gt_segs = counted_areas(gt, list(gt_segments))
-            result = score_pair(self.categories, gt, gt_segs, pred, pred_segs, where, self.strict)
-        index = self.n_images
+            result = score_pair(self.categories, gt, gt_segs, pred, pred_segs, where, self.strict, names=names)
+        index = self._evaluators.first + self.n_images
         self._evaluators.take(ImageData(index, image_id if image_id is not None else index, self.categories, gt,
                                         gt_segs, pred, pred_segs, result), where)
         if image_id is not None:
@@ -291,12 +367,23 @@ class BasePanopticQuality:
                          gt_segs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], ImageResult]:
         """:func:`~panbench.pq.evaluator.score_pair` of two tensors with the table counted on their device
         (:mod:`panbench.metrics.device_table`): the ground truth's segments (areas counted) and the result."""
-        pred = device_map(pred_ids, where, "pred_ids")
-        gt = device_map(gt_ids, where, "gt_ids")
+        names = self.naming
+        pred = device_map(pred_ids, where, names.pred_map or "pred_ids")
+        gt = device_map(gt_ids, where, names.gt_map or "gt_ids")
+        self._check_widths(where, pred.dtype, pred_segs, gt.dtype, gt_segs)
         gt_segs = counted_areas(gt.ids, gt_segs)
         inter, gt_arrays, pred_arrays = device_pair_table(self.categories, gt, gt_segs, pred, pred_segs, where,
-                                                          self.strict)
-        return gt_segs, table_result(inter, gt_arrays, pred_arrays, where)
+                                                          self.strict, names)
+        return gt_segs, table_result(inter, gt_arrays, pred_arrays, where, names)
+
+    def _check_widths(self, where: str, pred_dtype: np.dtype, pred_segs: Sequence[Any], gt_dtype: np.dtype,
+                      gt_segs: Sequence[Any]) -> None:
+        """Refuse a map of an integer type too narrow for its segments' ids (:func:`~.id_maps.check_width`)."""
+        names = self.naming
+        if names.pred_map is not None:
+            check_width(pred_dtype, list(pred_segs), where, names.pred_map, names.pred_segments)
+        if names.gt_map is not None:
+            check_width(gt_dtype, list(gt_segs), where, names.gt_map, names.gt_segments)
 
     def _check_new(self, image_id: Any, where: str) -> None:
         """Refuse an update of a synced metric, or of an image already scored in this round."""
@@ -310,6 +397,7 @@ class BasePanopticQuality:
             raise InputError(f"{where}: this metric holds every rank's sums after sync(); call reset() before "
                              "scoring more images")
 
+    @_api_words
     def add(self, results: ImageResult | Sequence[ImageResult]) -> None:
         """Add images scored elsewhere: one :class:`~panbench.pq.result.ImageResult` (``update``'s) or a list."""
         chunk = [results] if isinstance(results, ImageResult) else list(results)
@@ -349,8 +437,9 @@ class BasePanopticQuality:
     def part(self) -> MetricPart:
         """This metric's images as one picklable value, for another process or rank to :meth:`merge`."""
         return MetricPart(tuple(self.categories.ids), frozenset(self._seen), self.analyses,
-                          tuple(name_of(ev) for ev in self._user), self._evaluators.part())
+                          tuple(name_of(ev) for ev in self._user), self._evaluators.part(), self.rules)
 
+    @_api_words
     def merge(self, other: BasePanopticQuality | MetricPart) -> None:
         """Add another metric's images (of other processes or ranks; its image ids must not repeat this one's): the
         metric, or its :meth:`part`."""
@@ -360,25 +449,32 @@ class BasePanopticQuality:
         part = other.part() if isinstance(other, BasePanopticQuality) else other
         if not isinstance(part, MetricPart):
             raise InputError(f"merge(): got {type(part).__name__}; merge a metric or the part() of one")
-        if part.category_ids != tuple(self.categories.ids):
-            raise InputError("merge(): the metrics have different categories; merge metrics of one dataset")
+        if self.analyses and not part.analyses and part.category_ids == tuple(self.categories.ids):
+            raise InputError("merge(): the other metric kept no per-image results; build it with analyses=True")
+        if differs := build_difference(self.build, part.build, "here", "in the other", merging=True):
+            raise InputError(f"merge(): the metrics have {differs}; merge metrics built alike (of one dataset, with "
+                             "the same rules and evaluators)")
         if common := self._seen & part.scored:
             raise InputError(f"merge(): image {sorted(common, key=str)[0]!r} is in both metrics; merge the metrics "
                              "of disjoint images (one rank's each)")
-        if self.analyses and not part.analyses:
-            raise InputError("merge(): the other metric kept no per-image results; build it with analyses=True")
-        if tuple(name_of(ev) for ev in self._user) != part.evaluators:
-            raise InputError("merge(): the metrics have different evaluators; merge metrics built alike")
         self._evaluators.reduce([part.members], offset=self.n_images)  # after this one's images
         self._seen |= part.scored
 
+    @_api_words
     def sync(self, group: Any = None) -> None:
-        """Sum the state over the ranks of ``torch.distributed`` (nothing when not initialised), on every rank."""
+        """Sum the state over the ranks of ``torch.distributed`` (nothing when not initialised), on every rank; ranks
+        whose metrics are built differently (:attr:`build`) are refused on every rank before any state crosses."""
         import torch
         import torch.distributed as dist
 
         if not (dist.is_available() and dist.is_initialized()) or self._synced:
             return
+        builds: list[Any] = [None] * dist.get_world_size(group)
+        dist.all_gather_object(builds, self.build, group=group)  # small: every rank compares the same list
+        for rank, theirs in enumerate(builds):
+            if differs := build_difference(builds[0], theirs, "on rank 0", f"on rank {rank}"):
+                raise InputError(f"sync(): the ranks' metrics have {differs}; build the metric alike on every rank "
+                                 "(the same categories, analyses, rules and evaluators)")
         total = self._evaluators.empty()
         if self.analyses or self._user or self.rules:  # the per-image results and shares too: every rank's members
             everyone: list[Any] = [None] * dist.get_world_size(group)
@@ -399,6 +495,7 @@ class BasePanopticQuality:
         warn_findings(result.diagnosis, stacklevel=2)
         return result
 
+    @_api_words
     def result(self) -> PQResult:
         """:meth:`compute` without the warning (the integrations log the diagnosis with their own logger)."""
         out = self._evaluators.evaluate()
@@ -422,17 +519,24 @@ def _sums_alone(categories: CategoryTable, sums: PQStats) -> PanopticAccumulator
 class PanopticQuality(BasePanopticQuality):
     """PQ streamed image by image: ``update`` with a prediction and its ground truth, ``compute`` at the end."""
 
+    @_api_words
     def update(self, pred_ids: Any, pred_segments: Sequence[dict[str, Any]], gt_ids: Any,
                gt_segments: Sequence[dict[str, Any]], image_id: Any = None) -> ImageResult:
         """Score one image and add it: id maps (:func:`id_map`) and COCO segments_info of the prediction and the
-        ground truth (docs/api.md); returns the image's result (small and picklable: :meth:`add` takes it)."""
+        ground truth (docs/api.md; their values may be tensors); returns the image's result (small and picklable:
+        :meth:`add` takes it)."""
         image_id = _plain(image_id)
         where = f"image {image_id}" if image_id is not None else f"image #{self.n_images}"
-        return self._score(image_id, where, pred_ids, pred_segments, gt_ids, gt_segments)
+        names = self.naming
+        return self._score(image_id, where, pred_ids, plain_segments(pred_segments, where, names.pred_segments),
+                           gt_ids, plain_segments(gt_segments, where, names.gt_segments))
 
 
 class CocoPanopticQuality(BasePanopticQuality):
     """PQ of predictions against a COCO panoptic ground truth (JSON + PNG folder) read by :class:`GroundTruth`."""
+
+    naming = Naming(None, "pred_ids", FILE_NAMES.gt_segments, "pred_segments", "with strict=False",
+                    FILE_NAMES.categories)  # the ground truth: a PNG and its JSON's segments_info
 
     def __init__(self, gt_json: str | os.PathLike[str], gt_folder: str | os.PathLike[str] | None = None, *,
                  keep_ground_truth: bool = False, analyses: bool = False, strict: bool = False,
@@ -445,10 +549,12 @@ class CocoPanopticQuality(BasePanopticQuality):
     def gt_json(self) -> Path:
         return self.ground_truth.json_path
 
+    @_api_words
     def update(self, image_id: Any, pred_ids: Any, pred_segments: Sequence[dict[str, Any]]) -> ImageResult:
         """Score the prediction of image ``image_id`` of the ground-truth JSON and add it; returns its result."""
         image_id = _plain(image_id)
         self._check_new(image_id, f"image {image_id}")  # before reading its PNG
+        pred_segments = plain_segments(pred_segments, f"image {image_id}", self.naming.pred_segments)
         gt_ids, gt_segments, where, kept = self.ground_truth.image(image_id)
         result = self._score(image_id, where, pred_ids, pred_segments, gt_ids, gt_segments)
         if self.ground_truth.keep and not kept:  # kept once its first score has checked it

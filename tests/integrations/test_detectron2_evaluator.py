@@ -459,14 +459,20 @@ def _bad_outputs(dataset: str, preds: list) -> dict[str, tuple[Any, str]]:
         # + 1 wraps the largest uint32 to 0 (VOID): it is refused as the label it is
         "uint32 maximum": ((torch.from_numpy(np.full(labels.shape, 2**32 - 1, np.uint32)), None),
                            "holds label 4294967295"),
-        "pixel id not listed": ((good[0], good[1][1:]), "segment id 1 is absent from segments_info"),
+        "pixel id not listed": ((good[0], good[1][1:]), "image 1: panoptic_seg's map holds id 1, which no entry of "
+                                "panoptic_seg's segments_info lists; list every segment of panoptic_seg's map in "
+                                "panoptic_seg's segments_info (0 is VOID)"),
+        "-1 beside segments_info": ((torch.where(good[0] == 0, -1, good[0]), good[1]),
+                                    "image 1: panoptic_seg's map holds -1, not a segment id (0 is VOID, 1..16777215 "
+                                    "the ids of panoptic_seg's segments_info); map -1 to 0 (VOID)"),
     }
 
 
 @pytest.mark.parametrize("case", ["float map", "not a pair", "unknown contiguous thing id", "isthing numpy True",
                                   "segment without id",
                                   "label below -1", "label of no class", "uint32 maximum", "pixel id not listed",
-                                  "unknown image", "image twice", "more inputs than outputs"])
+                                  "-1 beside segments_info", "unknown image", "image twice",
+                                  "more inputs than outputs"])
 def test_bad_output_is_refused_in_one_line_and_changes_nothing(edge_set: Any, case: str) -> None:
     from panbench.integrations.detectron2 import PanbenchPanopticEvaluator
 

@@ -475,3 +475,45 @@ def test_two_gloo_ranks_give_a_user_evaluator_every_image_once(tmp_path: Path, s
     for r in range(2):
         got = json.loads((tmp_path / f"rank{r}.json").read_text())
         assert got == {"pq": want, "result_pq": want, "evaluators": {"ImageCount": _image_count(data)}}, r
+
+
+def _rank_built_differently(rank: int, port: int, data: list[tuple[Any, Any]], out: Path) -> None:
+    import os
+    from datetime import timedelta
+
+    import torch.distributed as dist
+    from helpers import close_ranks, end_rank
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2, timeout=timedelta(seconds=20))  # fails, never hangs
+    try:
+        said = {}
+        for case, kw in (("evaluators", {"evaluators": [IMAGE_COUNT]} if rank else {}),
+                         ("categories", {"things": [*THINGS, 9]} if rank else {})):
+            metric = PanbenchPanopticQuality(**{"things": THINGS, "stuffs": STUFFS, **kw})
+            try:
+                said[case] = run(metric, data).item()
+            except TorchmetricsInputError as e:
+                said[case] = str(e)
+        (out / f"rank{rank}.json").write_text(json.dumps(said))
+    finally:
+        close_ranks()
+    end_rank()
+
+
+def test_two_gloo_ranks_built_differently_are_refused_on_each_by_name(tmp_path: Path) -> None:
+    """Evaluators on one rank only, or other categories: every rank raises one line at the sync (not a wait on a
+    state the other rank never sends, nor torch's error of two sizes)."""
+    from helpers import free_port, spawn_ranks
+
+    port = free_port()
+    assert spawn_ranks(_rank_built_differently, [(r, port, batches(seed=9, n=2), tmp_path) for r in range(2)],
+                       timeout=90) == [0, 0]
+    fix = "build the metric alike on every process (the same things, stuffs and evaluators)"
+    for r, (evaluators, things) in enumerate((("no evaluators", THINGS), ("evaluators=['ImageCount@1']",
+                                                                           [*THINGS, 9]))):
+        assert json.loads((tmp_path / f"rank{r}.json").read_text()) == {
+            "evaluators": f"PanbenchPanopticQuality: the processes' metrics have different evaluators ({evaluators} "
+                          f"on this process); {fix}",
+            "categories": f"PanbenchPanopticQuality: the processes' metrics have different categories (things="
+                          f"{things}, stuffs={STUFFS} on this process); {fix}"}

@@ -45,7 +45,7 @@ def metric() -> PanopticQuality:
 
 def test_maps_of_two_sizes_are_refused(metric: PanopticQuality) -> None:
     ids, segs = image()
-    assert "image 5: prediction is 49x40 but the image is 50x40; predict at the original image size" == \
+    assert "image 5: pred_ids is 49x40 (width x height) but gt_ids is 50x40; predict at the original image size" == \
         refused(metric, ids[:, :49], segs, ids, segs, image_id=5)
 
 
@@ -74,16 +74,17 @@ def test_a_category_the_table_does_not_know_is_refused(metric: PanopticQuality) 
     bad = [dict(segs[0], category_id=999), *segs[1:]]
     msg = refused(metric, ids, bad, ids, segs, image_id=5)
     assert msg == (f"image 5 (prediction): segment {segs[0]['id']} has unknown category_id 999; use the category "
-                   "ids of the ground-truth JSON")
+                   "ids of the categories the metric was built with")
 
 
 def test_a_segment_absent_from_the_map_is_refused(metric: PanopticQuality) -> None:
     ids, segs = image()
     msg = refused(metric, ids, [*segs, {"id": 4242, "category_id": THING}], ids, segs, image_id=5)
-    assert msg == ("image 5 (prediction): segments_info id 4242 is absent from the PNG; drop empty segments from "
-                   "segments_info")
+    assert msg == "image 5: pred_segments lists id 4242, which pred_ids does not hold; drop empty segments from " \
+                  "pred_segments"
     msg = refused(metric, np.where(ids == ids[0, 0], 77, ids), segs, ids, segs, image_id=5)
-    assert "PNG segment id 77 is absent from segments_info; list every segment" in msg
+    assert msg == "image 5: pred_ids holds id 77, which no entry of pred_segments lists; list every segment of " \
+                  "pred_ids in pred_segments (0 is VOID)"
 
 
 def test_tensors_on_two_devices_are_refused(metric: PanopticQuality) -> None:
