@@ -10,7 +10,7 @@ from panbench.records.io import load_records
 from panbench.reporting.colors import GROUP_COLORS, Colors, assign, text_color
 from panbench.reporting.figure_style import MIN_TEXT_PT, current_width, legend_below, new_figure, styled, wrap
 from panbench.reporting.formats import writer
-from panbench.reporting.labels import summary_model
+from panbench.reporting.labels import decimals, summary_model
 from panbench.reporting.plot_parts import save
 from panbench.robustness.corruptions import CORRUPTION_GROUPS, CORRUPTION_NAMES, GROUP_OF
 from panbench.robustness.summary import SUMMARY_METRICS, base_dataset, robustness_summaries
@@ -165,7 +165,7 @@ def drop_figure(drop: Any, names: list[str], labels: list[str]) -> tuple[Any, An
     for i in range(len(names)):
         for j in range(len(labels)):
             if not np.isnan(drop[i, j]):
-                ax.text(j, i, f"{drop[i, j]:.1f}", ha="center", va="center", fontsize=MIN_TEXT_PT,
+                ax.text(j, i, decimals(drop[i, j], ".1f"), ha="center", va="center", fontsize=MIN_TEXT_PT,
                         color=text_color(im.cmap(im.norm(drop[i, j]))))
     ax.set_xlabel("PQ drop: clean PQ − mean PQ over the severities")
     if np.count_nonzero(~np.isnan(drop)) > 1:  # one value: its number says it all

@@ -137,10 +137,21 @@ def _metric_columns(r: RunRecord, rules: list[str]) -> dict[str, Any]:
                 "images_per_s": measured_speed(r), "device": r.device,
                 "images_per_s_shared": speed_shared(r) and measured_speed(r) is not None,  # a '~' to write
                 "params_M": r.params / 1e6 if r.params else None, "GFLOPs": gflops(r)})
-    # the user's evaluators' fields (--evaluator), a column Name.field for each number or text
-    row.update({f"{name}.{k}": v for name, fields in (r.evaluators or {}).items() for k, v in fields.items()
-                if isinstance(v, (int, float, str)) or v is None})
+    row.update(evaluator_columns(r))
     return row
+
+
+EVALUATOR_COLUMNS = 32  # the most columns one user's evaluator gets; the record keeps every field
+
+
+def evaluator_columns(r: RunRecord) -> dict[str, Any]:
+    """The user's evaluators' fields (--evaluator): a column ``Name.field`` for each number or text, the first
+    :data:`EVALUATOR_COLUMNS` of each evaluator (a result of millions of fields stays in the record)."""
+    out: dict[str, Any] = {}
+    for name, fields in (r.evaluators or {}).items():
+        shown = (k for k, v in fields.items() if isinstance(v, (int, float, str)) or v is None)
+        out.update({f"{name}.{k}": fields[k] for k, _ in zip(shown, range(EVALUATOR_COLUMNS))})
+    return out
 
 
 def _published_columns(r: RunRecord, published: bool) -> dict[str, Any]:

@@ -286,3 +286,14 @@ def test_a_size_bucket_of_false_positives_alone_says_so_not_zero_segments() -> N
                                      "large": {"PQ": 0.0, "n": 1, "segments": 0}}})[0]
     assert line == ("PQ by size (things): small 50.00 (3 segments), medium - (no segments), "
                     "large 0.00 (no ground-truth segment: false positives only)")
+
+
+def test_an_evaluator_of_millions_of_fields_gets_its_first_columns_and_the_record_keeps_them_all() -> None:
+    from panbench.reporting.tables import EVALUATOR_COLUMNS, evaluator_columns
+
+    fields = {f"k{i}": i for i in range(200_000)} | {"nested": [1, 2]}
+    rec = load_record(FIXTURE).with_fields(evaluators={"Big": fields, "Small": {"n": 3, "note": "x"}})
+    cols = evaluator_columns(rec)
+    assert [k for k in cols if k.startswith("Big.")] == [f"Big.k{i}" for i in range(EVALUATOR_COLUMNS)]
+    assert cols["Small.n"] == 3 and cols["Small.note"] == "x"
+    assert len(rec.evaluators["Big"]) == 200_001
