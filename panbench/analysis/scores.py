@@ -21,11 +21,12 @@ THRESHOLDS = tuple(k / 100 for k in range(101))  # 0.0, 0.01, ..., 1.0: the grid
 N_BINS = 10  # the calibration's bins
 CURVES = ("PQ", "PQ_th", "PQ_st", "SQ", "RQ")  # score_threshold's curves, 0-100
 ECE_GROUPS = (("", None), ("_th", True), ("_st", False))  # all, things, stuff: key suffix, isthing
-NO_SCORE = "no predicted segment has a score"
+NO_SCORE = "no predicted segment has a usable score"
 # why, by what ran the panoptic fusion (a record's ``fusion``): mmdet's own, or anything else (panbench's, none)
 MMDET_FUSION = "mmdet's own fusion (--fusion mmdet) gives none; leave --fusion mmdet out: panbench's fusion keeps " \
     "each segment's score"
-PREDICTIONS_NEED = "predictions get them as a \"score\" per segment in segments_info, the model's, a float in [0, 1]"
+PREDICTIONS_NEED = "predictions get them as a \"score\" per segment in segments_info, the model's, a float in [0, 1] " \
+    "(one outside it leaves every score out, with a note)"
 
 
 def no_score(fusions: Iterable[str | None]) -> str:

@@ -556,10 +556,11 @@ static void work_done(pb_work *w) {
 static Py_ssize_t read_file(const char *path, pb_buf *b) {
     size_t n = 0;
 #ifndef _WIN32
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_NONBLOCK);  /* a FIFO opens without a writer, then is refused below */
     if (fd < 0) return -1;
     struct stat st;
-    size_t hint = fstat(fd, &st) == 0 && st.st_size > 0 ? (size_t)st.st_size : 0;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { close(fd); return -1; }  /* the per-image path names it */
+    size_t hint = st.st_size > 0 ? (size_t)st.st_size : 0;
     if (buf_reserve(b, hint + 1)) { close(fd); return -1; }
     for (;;) {
         if (n == b->cap && buf_reserve(b, 2 * b->cap)) { close(fd); return -1; }

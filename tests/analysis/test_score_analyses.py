@@ -281,7 +281,7 @@ def test_a_run_without_scores_has_neither_analysis_and_says_why(synthetic) -> No
     assert computes["score_threshold"](inp) == {} and computes["calibration"](inp) == {}
     analysed = {"by_size": {"small": {"n": 0}}, "n_images": len(pairs)}
     (line,) = [x for x in format_analyses(analysed) if "score" in x]
-    assert line.startswith("score threshold and calibration: none (no predicted segment has a score")
+    assert line.startswith("score threshold and calibration: none (no predicted segment has a usable score")
     assert not any("score" in x for x in format_analyses({"n_images": 3}))  # no analysis ran: nothing to say
 
 
@@ -299,8 +299,9 @@ def test_score_of_predictions_without_scores_says_what_they_need_and_names_no_fu
                  str(pd)]) == 0
     (line,) = [x for x in capsys.readouterr().out.splitlines() if "score threshold and calibration" in x]
     assert "fusion" not in line, line
-    assert line.strip() == ("score threshold and calibration: none (no predicted segment has a score: predictions "
-                            "get them as a \"score\" per segment in segments_info, the model's, a float in [0, 1])")
+    assert line.strip() == ("score threshold and calibration: none (no predicted segment has a usable score: "
+                            "predictions get them as a \"score\" per segment in segments_info, the model's, a float "
+                            "in [0, 1] (one outside it leaves every score out, with a note))")
 
 
 def test_the_no_score_line_of_a_run_of_mmdet_s_own_fusion_names_the_option_to_leave_out() -> None:
@@ -308,9 +309,9 @@ def test_the_no_score_line_of_a_run_of_mmdet_s_own_fusion_names_the_option_to_le
     (ours,) = [x for x in format_analyses({**analysed, "fusion": "panbench"}) if "score" in x]
     (theirs,) = [x for x in format_analyses({**analysed, "fusion": "mmdet"}) if "score" in x]
     assert "fusion" not in ours
-    assert theirs == ("score threshold and calibration: none (no predicted segment has a score: mmdet's own fusion "
-                      "(--fusion mmdet) gives none; leave --fusion mmdet out: panbench's fusion keeps each segment's "
-                      "score)")
+    assert theirs == ("score threshold and calibration: none (no predicted segment has a usable score: mmdet's own "
+                      "fusion (--fusion mmdet) gives none; leave --fusion mmdet out: panbench's fusion keeps each "
+                      "segment's score)")
 
 
 def test_score_writes_both_analyses_of_scored_predictions_and_no_analysis_leaves_them_out(synthetic, tmp_path,

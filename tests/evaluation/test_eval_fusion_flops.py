@@ -27,8 +27,8 @@ def test_mmdets_fusion_gives_the_same_numbers_under_another_cache_key(demo_root,
                              "--flops-images", "0")
     assert every["score_threshold"]["own"] == {"threshold": 0.0, "PQ": every["metrics"]["PQ"]}
     out = capsys.readouterr().out  # one line says why mmdet's fusion's run has neither analysis
-    assert out.count("score threshold and calibration: none (no predicted segment has a score: mmdet's own fusion "
-                     "(--fusion mmdet) gives none") == 1
+    assert out.count("score threshold and calibration: none (no predicted segment has a usable score: mmdet's own "
+                     "fusion (--fusion mmdet) gives none") == 1
 
 
 def test_postprocess_maskwise_records_no_fusion(demo_root, tmp_path, capsys) -> None:

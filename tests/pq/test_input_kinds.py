@@ -12,6 +12,9 @@ import contextlib
 import copy
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -309,3 +312,18 @@ def test_a_segment_id_0_is_refused_with_its_fix(sample: dict[str, Any], tmp_path
     assert (code, out, err.count("\n")) == (2, "", 1)
     assert "segment id 0 is outside 1..16777215" in err and "number the segments from 1 in the PNG and in " \
         "segments_info alike (e.g. every id + 1)" in err, err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes: POSIX")
+def test_a_prediction_png_that_is_a_pipe_is_named_not_waited_on(sample: dict[str, Any], tmp_path: Path) -> None:
+    """A FIFO has no writer: reading it would wait for ever (panopticapi's does); the batch path's C reader and the
+    per-image reader both look at what the path is first. In a child process with a limit, so a break fails."""
+    pngs = tmp_path / "pngs"
+    pngs.mkdir()
+    for name in sample["names"][1:]:
+        (pngs / name).symlink_to(GT_DIR / name)
+    os.mkfifo(pngs / sample["names"][0])
+    code = (f"import sys; from panbench.cli import main; sys.exit(main({_args(GT_JSON, GT_DIR, GT_JSON, pngs)!r}))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert f"{pngs / sample['names'][0]} is a pipe, not a PNG file" in r.stderr

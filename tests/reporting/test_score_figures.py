@@ -172,7 +172,8 @@ def test_report_has_a_section_of_each_with_its_figure_and_the_note(reported) -> 
     assert 'alt="pq_score_threshold.png"' in page and 'alt="reliability.png"' in page
 
 
-NEEDS = "predictions get them as a \"score\" per segment in segments_info, the model's, a float in [0, 1]"
+NEEDS = "predictions get them as a \"score\" per segment in segments_info, the model's, a float in [0, 1] (one " \
+    "outside it leaves every score out, with a note)"
 MMDET = "mmdet's own fusion (--fusion mmdet) gives none; leave --fusion mmdet out: panbench's fusion keeps each " \
     "segment's score"
 
@@ -186,7 +187,7 @@ def test_runs_without_scores_skip_both_figures_in_one_line_each(results, tmp_pat
     _only_score_figures(monkeypatch)
     paths, notes = plots.make_plots(recs, tmp_path)
     assert not {p.name for p in paths} & {"pq_score_threshold.png", "reliability.png"}
-    why = f"no predicted segment has a score: {says}; or records written before segment scores"
+    why = f"no predicted segment has a usable score: {says}; or records written before segment scores"
     for key, name in (("score_threshold", "pq_score_threshold.png"), ("calibration", "reliability.png")):
         assert [n for n in notes if name in n] == [f"{tmp_path / name}: skipped, no record has `{key}` ({why})"]
     assert not (tmp_path / "pq_score_threshold.png").exists() and not (tmp_path / "reliability.png").exists()
