@@ -264,8 +264,15 @@ def _field(obj: Any, key: str, where: str, kind: type | tuple[type, ...]) -> Any
         want = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
         got = f"float {val!r}" if type(val) is float else type(val).__name__  # a float of a whole value is read
         raise InputError(f"{where}: field '{key}' has the wrong type ({got}, not {want}); "
-                         "write it as the COCO panoptic format does")
+                         + _FIELD_FIXES.get(key, f"write it as {_JSON_KINDS.get(want, want)}, as the COCO panoptic "
+                                                 "format does"))
     return val
+
+
+_JSON_KINDS = {"int": "an integer (42, not \"42\" or 42.5)", "str": "a string", "list": "a list", "dict": "an object"}
+_FIELD_FIXES = {"isthing": "write 1 (a thing) or 0 (stuff), or true/false",
+                "iscrowd": "write 1 (a crowd region) or 0, or true/false",
+                "segments_info": "write a list of segments, each {\"id\": ..., \"category_id\": ...}"}
 
 
 def parse_categories(data: dict[str, Any], path: str | os.PathLike[str],

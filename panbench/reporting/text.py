@@ -253,7 +253,7 @@ def _evaluator_line(name: str, fields: Mapping[str, Any]) -> str:
         shown.append(f"... and {more} more")
     line = f"{name}: " + ", ".join(shown)
     if len(line) > SHOWN_LINE:
-        return line[:SHOWN_LINE] + f"... {WHOLE}"
+        return f"{line[:SHOWN_LINE]}... and {len(line) - SHOWN_LINE} more characters {WHOLE}"
     return f"{line} {WHOLE}" if more or cut else line
 
 
@@ -263,7 +263,7 @@ def _shown(v: Any, depth: int, cut: list[bool], top: bool = False) -> str:
     characters; each cut noted in ``cut``."""
     if isinstance(v, str):
         if len(v) > SHOWN_TEXT:
-            v = v[:SHOWN_TEXT] + "..."
+            v = f"{v[:SHOWN_TEXT]}... and {len(v) - SHOWN_TEXT} more characters"
             cut.append(True)
         return v if top else repr(v)
     if not isinstance(v, (list, tuple, dict)):

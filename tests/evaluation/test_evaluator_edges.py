@@ -1,5 +1,5 @@
 """A user's evaluator at the edges: a module that calls ``sys.exit`` as it is imported, a ``name`` that is not a
-string, ``evaluators=`` given a class, an instance, a mapping or a None item, a share or fields that are not JSON or
+string or is empty (a missing one is the class's), ``evaluators=`` given a class, an instance, a mapping or a None item, a share or fields that are not JSON or
 not a dict (each one line), a result of many items (a short line on the terminal, the whole in ``--json`` and the
 record), and the MMEngine metric numbering its images as ``PanopticQuality`` does (each image its index, across
 ``process()`` calls, from 0 again after a reset)."""
@@ -20,7 +20,7 @@ from PIL import Image
 from panbench.cli import main
 from panbench.errors import InputError, PanbenchError
 from panbench.evaluators import Evaluators
-from panbench.evaluators.contract import HoldsPositions, load_evaluators
+from panbench.evaluators.contract import HoldsPositions, load_evaluators, name_of
 from panbench.package import REPO_ROOT
 from panbench.pq.matching import CategoryTable
 
@@ -82,6 +82,21 @@ def test_a_name_that_is_not_a_string_is_refused_naming_the_class_and_the_value()
     named = Named()
     named.name = "x"
     assert [type(ev).__name__ for ev in load_evaluators([named])] == ["Named"]
+
+
+@pytest.mark.parametrize("name", ["", "  ", None])
+def test_an_empty_name_is_refused_and_only_a_missing_one_takes_the_class_name(name: Any) -> None:
+    named = Named()
+    named.name = name
+    said = "is not a string" if name is None else "is empty"
+    with pytest.raises(InputError) as e:
+        load_evaluators([named])
+    assert str(e.value) == (f"evaluator Named: name = {name!r} {said}; set `name` to a string (the key of its fields "
+                            "in the record), or leave it out for the class's name")
+    with pytest.raises(PanbenchError, match=f"^evaluator Named: name = {name!r} {said}"):
+        Evaluators(CategoryTable([1], ["a"], [True]), [named])
+    unnamed = type("Unnamed", (), {m: getattr(Named, m) for m in ("reset", "process", "add", "merge", "evaluate")})
+    assert [name_of(ev) for ev in load_evaluators([unnamed()])] == ["Unnamed"]
 
 
 @pytest.mark.parametrize(("given", "words"), [
@@ -193,9 +208,12 @@ def test_a_long_text_or_deep_lists_are_cut_and_small_fields_print_as_they_are() 
     assert evaluator_lines({"E": small}) == ["E: a 1, b 0.1235, c [1, 'x', None, 1.5, True], d {'k': [1, 2]}, e text, "
                                              "f None"]
     deep, = evaluator_lines({"E": {"x": [[[[1, 2]]]], "t": "y" * 300}})
-    assert deep == f"E: x [[[[... 2 items]]]], t {'y' * 200}... (whole in --json and the record)"
+    assert deep == (f"E: x [[[[... 2 items]]]], t {'y' * 200}... and 100 more characters (whole in --json and the "
+                    "record)")
     wide, = evaluator_lines({"E": {str(k): "z" * 190 for k in range(15)}})
-    assert len(wide) == SHOWN_LINE + len("... (whole in --json and the record)") and wide.endswith("record)")
+    full = len("E: ") + sum(len(f"{k} ") + 190 for k in range(15)) + len(", ") * 14
+    tail = f"... and {full - SHOWN_LINE} more characters (whole in --json and the record)"
+    assert wide == wide[:SHOWN_LINE] + tail
 
 
 # ---- the MMEngine metric's image indices ----

@@ -327,3 +327,16 @@ def test_a_prediction_png_that_is_a_pipe_is_named_not_waited_on(sample: dict[str
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
     assert f"{pngs / sample['names'][0]} is a pipe, not a PNG file" in r.stderr
+
+
+def test_a_field_of_the_wrong_type_is_refused_with_the_value_to_write(sample: dict[str, Any], tmp_path: Path,
+                                                                      capsys) -> None:
+    gt = copy.deepcopy(sample["gt"])
+    gt["categories"][0]["isthing"] = "true"
+    code, _, err = _score(capsys, _write(tmp_path / "gt.json", gt), GT_DIR, GT_JSON, GT_DIR)
+    assert code == 2 and err.strip().endswith("field 'isthing' has the wrong type (str, not int); write 1 (a thing) "
+                                              "or 0 (stuff), or true/false")
+    pred = copy.deepcopy(sample["pred"])
+    pred["annotations"][0]["segments_info"][0]["category_id"] = "1"
+    code, _, err = _score(capsys, GT_JSON, GT_DIR, _write(tmp_path / "pred.json", pred), GT_DIR)
+    assert code == 2 and "field 'category_id' has the wrong type (str, not int); write it as an integer (42, " in err
