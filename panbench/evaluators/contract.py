@@ -215,11 +215,15 @@ def name_of(ev: Any) -> str:
 
 
 def check_evaluator_name(ev: Any) -> None:
-    """Refuse in one line an evaluator whose ``name`` is set to something other than a string (the record's key)."""
-    name = getattr(ev, "name", None)
-    if name is not None and not isinstance(name, str):
-        raise PanbenchError(f"evaluator {type(ev).__name__}: name = {_short(repr(name))} is not a string; set `name` "
-                            "to a string (the key of its fields in the record), or leave it out for the class's name")
+    """Refuse in one line an evaluator whose ``name`` is set to something other than a string, or to an empty one
+    (the record's key); an evaluator without the attribute takes its class's name."""
+    if not hasattr(ev, "name"):
+        return
+    name = ev.name
+    said = "is not a string" if not isinstance(name, str) else "is empty" if not name.strip() else None
+    if said is not None:
+        raise PanbenchError(f"evaluator {type(ev).__name__}: name = {_short(repr(name))} {said}; set `name` to a "
+                            "string (the key of its fields in the record), or leave it out for the class's name")
 
 
 def _short(text: str, most: int = 60) -> str:

@@ -19,7 +19,9 @@ from mmengine.logging import MMLogger
 
 from panbench.errors import InputError
 from panbench.metrics import CocoPanopticQuality, PanopticQuality, load_evaluators
+from panbench.pq.coco_format import png_folder
 from panbench.pq.diagnosis import findings_text
+from panbench.pq.paths import not_a_folder, path_kind
 from panbench.pq.png import read_ids
 
 _NAME = "PanbenchPanopticMetric"
@@ -71,6 +73,27 @@ def _remap(pan: np.ndarray, moved: dict[int, int], dense: bool) -> np.ndarray:
     return out
 
 
+def _check_paths(ann_file: str | None, seg_prefix: str | None) -> None:
+    """Refuse in one line an ``ann_file`` that is not a file, or a ``seg_prefix`` (by default the folder of
+    ``ann_file``'s path without ``.json``) that is not a folder, naming what is there
+    (:func:`~panbench.pq.paths.path_kind`) and the argument to correct."""
+    if ann_file and not osp.isfile(ann_file):
+        kind = path_kind(ann_file)
+        said = "not found" if kind is None else f"is {kind}, not a JSON file"
+        raise InputError(f"{ann_file}: {_NAME}'s ann_file {said}; point ann_file at the COCO panoptic JSON (e.g. "
+                         "annotations/panoptic_val2017.json)")
+    if seg_prefix:  # "" reads each sample's seg_map_path (without ann_file)
+        err = not_a_folder(seg_prefix, f"{_NAME}'s seg_prefix", "point seg_prefix at the folder of the ground-truth "
+                           "panoptic PNGs")
+    elif ann_file and seg_prefix is None:
+        err = not_a_folder(png_folder(ann_file), f"the ground-truth PNG folder of {ann_file} (its path without "
+                           ".json)", f"pass {_NAME}'s seg_prefix, the folder of its panoptic PNGs")
+    else:
+        err = None
+    if err is not None:
+        raise err
+
+
 @METRICS.register_module()
 class PanbenchPanopticMetric(BaseMetric):
     """COCO panoptic PQ, SQ, RQ as ``CocoPanopticMetric``, scored in memory (docs/api.md, "MMDetection / MMEngine")."""
@@ -103,6 +126,8 @@ class PanbenchPanopticMetric(BaseMetric):
         self._coco: CocoPanopticQuality | None = None
         self._json_categories: list[dict[str, Any]] | None = None
         self._evaluators = load_evaluators(evaluators)  # loaded and checked once; each image a fresh copy
+        if not format_only:  # MMDetection's own metric reads them with format_only
+            _check_paths(ann_file, seg_prefix)
         if ann_file and not format_only:
             self._coco = CocoPanopticQuality(ann_file, seg_prefix, keep_ground_truth=keep_ground_truth,
                                              evaluators=self._evaluators)

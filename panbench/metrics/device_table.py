@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from panbench.metrics.id_maps import FloatFacts, float_error, map_form
+from panbench.metrics.id_maps import FloatFacts, float_error, float_shape_error, map_form
 from panbench.pq.diagnosis import unlisted_png_ids
 from panbench.pq.evaluator import FILE_NAMES, Naming, image_segments, size_error, unlisted_id_error
 from panbench.pq.kernels import MAX_ID
@@ -45,7 +45,8 @@ def device_map(x: Any, where: str, name: str) -> DeviceMap:
     import torch
 
     if x.is_floating_point() or x.is_complex():
-        raise float_error(where, name, str(x.dtype), tensor_facts(x))
+        raise float_shape_error(where, name, str(x.dtype), tuple(x.shape)) or \
+            float_error(where, name, str(x.dtype), tensor_facts(x))
     x = x.detach()
     dtype = torch.empty(0, dtype=x.dtype).numpy().dtype  # the dtype the host path names
     form = map_form(dtype, tuple(x.shape), where, name)

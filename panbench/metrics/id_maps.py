@@ -47,6 +47,16 @@ def map_form(dtype: np.dtype, shape: tuple[int, ...], where: str, name: str) -> 
     return "plain"
 
 
+def float_shape_error(where: str, name: str, dtype: str, shape: tuple[int, ...]) -> InputError | None:
+    """The one error of a map of floating-point values (``dtype`` as numpy or torch names it) whose shape no id map
+    has (an HxWx3 float RGB image among them): its shape and type at once; None where the shape is one of an id map
+    (HxW, (1, H, W)), whose values :func:`float_error` then names."""
+    if len(shape) == 2 or len(shape) == 3 and shape[0] == 1:
+        return None
+    return InputError(f"{where}: {name} has shape {shape} and dtype {dtype}; pass an HxW integer id map (or an HxWx3 "
+                      "uint8 RGB map, ids = R + 256G + 256^2B)")
+
+
 def array_facts(arr: np.ndarray) -> FloatFacts | None:
     """The :class:`FloatFacts` of a numpy map of floating-point values (None: of complex ones)."""
     if arr.dtype.kind == "c":

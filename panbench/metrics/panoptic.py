@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, ParamSpec, TypeVar
@@ -21,7 +21,8 @@ from panbench.evaluators import Evaluators, ImageData, load_evaluators
 from panbench.evaluators.contract import BuiltIn, cache_key_of, fresh_copy, name_of
 from panbench.metrics.builds import MetricBuild, build_difference
 from panbench.metrics.device_table import device_counts, device_map, device_pair_table, on_device, tensor_facts
-from panbench.metrics.id_maps import array_facts, check_width, float_error, map_form
+from panbench.metrics.id_maps import array_facts, check_width, float_error, float_shape_error, map_form
+from panbench.metrics.segments import plain_segments
 from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.coco_format import (
     parse_categories,
@@ -29,12 +30,12 @@ from panbench.pq.coco_format import (
     read_ground_truth,
     read_json,
     safe_join,
-    segments_list,
 )
 from panbench.pq.diagnosis import Finding, diagnose, warn_findings
 from panbench.pq.evaluator import FILE_NAMES, Naming, score_pair, table_result
 from panbench.pq.kernels import _SENTINEL, index_map, rgb2id
 from panbench.pq.matching import CategoryTable
+from panbench.pq.paths import not_a_folder
 from panbench.pq.png import read_ids
 from panbench.pq.result import ImageResult
 from panbench.pq.rule_names import rule_list
@@ -129,40 +130,17 @@ def id_map(x: Any, where: str, name: str) -> np.ndarray:
     """An HxW integer id map (0 is VOID) from a numpy array, a torch tensor or a panoptic PNG's HxWx3 uint8 RGB."""
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor
         if x.is_floating_point() or x.is_complex():
-            raise float_error(where, name, str(x.dtype), tensor_facts(x))
+            raise float_shape_error(where, name, str(x.dtype), tuple(x.shape)) or \
+                float_error(where, name, str(x.dtype), tensor_facts(x))
         x = x.detach().cpu().numpy()
     arr = np.asarray(x)
     if arr.dtype.kind in "fc":
-        raise float_error(where, name, str(arr.dtype), array_facts(arr))
+        raise float_shape_error(where, name, str(arr.dtype), arr.shape) or \
+            float_error(where, name, str(arr.dtype), array_facts(arr))
     form = map_form(arr.dtype, tuple(arr.shape), where, name)
     if form == "rgb":
         return rgb2id(np.ascontiguousarray(arr))
     return arr[0] if form == "stacked" else arr  # (1, H, W), as mmdet's sem_seg
-
-
-def plain_segments(segments: Any, where: str, name: str) -> list[Any]:
-    """``segments`` (COCO segments_info: a list of dicts) as a list, each value that a tensor or a numpy number
-    holds (a model's output) as the Python number (its ``.item()``): what the segments' checks read."""
-    segments = segments_list(segments)  # a ground-truth JSON's segments_info as read and kept packed
-    if segments is None or isinstance(segments, (str, bytes, Mapping)) or not isinstance(segments, Iterable):
-        raise InputError(f"{where}: {name} is {type(segments).__name__}; pass a list of dicts ('id', 'category_id', "
-                         "...; COCO's segments_info), [] for an image without segments")
-    out = list(segments)
-    if any(isinstance(s, dict) and any(hasattr(v, "item") for v in s.values()) for s in out):
-        out = [{k: _number(v, f"{where}: {name}[{n}][{k!r}]") for k, v in s.items()} if isinstance(s, dict) else s
-               for n, s in enumerate(out)]
-    return out
-
-
-def _number(v: Any, what: str) -> Any:
-    """A tensor or numpy number of one value as the Python number; anything else as it is."""
-    if isinstance(v, (str, bytes)) or not hasattr(v, "item"):
-        return v
-    try:
-        return v.item()
-    except (ValueError, RuntimeError):  # numpy's and torch's error of more than one value
-        raise InputError(f"{what} is a {type(v).__name__} of shape {tuple(getattr(v, 'shape', ()))}; give one "
-                         "number") from None
 
 
 def counted_areas(ids: Any, segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -190,9 +168,8 @@ class GroundTruth:
         self.categories: CategoryTable = truth.categories
         self.annotations: dict[Any, dict[str, Any]] = truth.annotations
         self.sizes = truth.sizes
-        if not self.folder.is_dir():
-            raise InputError(f"{self.folder}: the ground-truth PNG folder of {self.json_path} does not exist; pass "
-                             "gt_folder (the folder of its panoptic PNGs)")
+        if (err := _not_a_png_folder(self.folder, self.json_path, gt_folder is not None)) is not None:
+            raise err
         self.keep = keep
         self._kept: dict[Any, tuple[np.ndarray, list[dict[str, Any]]]] = {}
 
@@ -225,6 +202,15 @@ class GroundTruth:
     def hold(self, image_id: Any, ids: np.ndarray, segments: list[dict[str, Any]]) -> None:
         """Keep image ``image_id``'s map as :meth:`image` read it, once scoring has checked its ids."""
         self._kept[image_id] = _compact(ids, segments)
+
+
+def _not_a_png_folder(folder: Path, gt_json: Path, given: bool) -> InputError | None:
+    """None where ``folder`` is a folder, else the error naming what is there (:func:`~panbench.pq.paths.path_kind`):
+    of ``gt_folder`` where it was ``given``, else of the default folder (the JSON's path without ``.json``)."""
+    if given:
+        return not_a_folder(folder, "gt_folder", f"point gt_folder at the folder of {gt_json}'s panoptic PNGs")
+    return not_a_folder(folder, f"the ground-truth PNG folder of {gt_json} (its path without .json)",
+                        "pass gt_folder, the folder of its panoptic PNGs")
 
 
 def _compact(ids: np.ndarray, segments: list[dict[str, Any]]) -> tuple[np.ndarray, list[dict[str, Any]]]:
@@ -265,12 +251,15 @@ class MetricPart:
     evaluators: tuple[str, ...]  # the user's evaluators' names
     members: list[Any] = field(repr=False)  # the composite's members (panbench.evaluators.Evaluators.part)
     rules: tuple[str, ...] = ()
+    category_isthing: tuple[bool, ...] = ()  # each category's thing flag, in the order of category_ids
+    category_names: tuple[str, ...] = ()
 
     @property
     def build(self) -> MetricBuild:
         """What decides the shape of the state of the metric it is a part of (:class:`MetricBuild`)."""
         return MetricBuild(self.category_ids, self.analyses, self.rules,
-                           tuple(cache_key_of(m) for m in self.members if not isinstance(m, BuiltIn)))
+                           tuple(cache_key_of(m) for m in self.members if not isinstance(m, BuiltIn)),
+                           self.category_isthing, self.category_names)
 
 
 def _api_words(method: Callable[_P, _R]) -> Callable[_P, _R]:
@@ -326,8 +315,9 @@ class BasePanopticQuality:
     @property
     def build(self) -> MetricBuild:
         """What decides the shape of this metric's state: what :meth:`sync` compares over the ranks first."""
-        return MetricBuild(tuple(self.categories.ids), self.analyses, self.rules,
-                           tuple(cache_key_of(ev) for ev in self._user))
+        cats = self.categories
+        return MetricBuild(tuple(cats.ids), self.analyses, self.rules, tuple(cache_key_of(ev) for ev in self._user),
+                           tuple(cats.isthing), tuple(cats.names))
 
     @property
     def n_images(self) -> int:
@@ -436,8 +426,10 @@ class BasePanopticQuality:
 
     def part(self) -> MetricPart:
         """This metric's images as one picklable value, for another process or rank to :meth:`merge`."""
-        return MetricPart(tuple(self.categories.ids), frozenset(self._seen), self.analyses,
-                          tuple(name_of(ev) for ev in self._user), self._evaluators.part(), self.rules)
+        cats = self.categories
+        return MetricPart(tuple(cats.ids), frozenset(self._seen), self.analyses,
+                          tuple(name_of(ev) for ev in self._user), self._evaluators.part(), self.rules,
+                          tuple(cats.isthing), tuple(cats.names))
 
     @_api_words
     def merge(self, other: BasePanopticQuality | MetricPart) -> None:
@@ -528,8 +520,9 @@ class PanopticQuality(BasePanopticQuality):
         image_id = _plain(image_id)
         where = f"image {image_id}" if image_id is not None else f"image #{self.n_images}"
         names = self.naming
-        return self._score(image_id, where, pred_ids, plain_segments(pred_segments, where, names.pred_segments),
-                           gt_ids, plain_segments(gt_segments, where, names.gt_segments))
+        pred_segs = plain_segments(pred_segments, where, names.pred_segments, names.pred_map or "pred_ids", False)
+        gt_segs = plain_segments(gt_segments, where, names.gt_segments, names.gt_map or "gt_ids", True)
+        return self._score(image_id, where, pred_ids, pred_segs, gt_ids, gt_segs)
 
 
 class CocoPanopticQuality(BasePanopticQuality):
@@ -554,7 +547,8 @@ class CocoPanopticQuality(BasePanopticQuality):
         """Score the prediction of image ``image_id`` of the ground-truth JSON and add it; returns its result."""
         image_id = _plain(image_id)
         self._check_new(image_id, f"image {image_id}")  # before reading its PNG
-        pred_segments = plain_segments(pred_segments, f"image {image_id}", self.naming.pred_segments)
+        pred_segments = plain_segments(pred_segments, f"image {image_id}", self.naming.pred_segments,
+                                       self.naming.pred_map or "pred_ids", False)
         gt_ids, gt_segments, where, kept = self.ground_truth.image(image_id)
         result = self._score(image_id, where, pred_ids, pred_segments, gt_ids, gt_segments)
         if self.ground_truth.keep and not kept:  # kept once its first score has checked it

@@ -1,8 +1,8 @@
 """A user's evaluator at the edges: a module that calls ``sys.exit`` as it is imported, a ``name`` that is not a
-string or is empty (a missing one is the class's), ``evaluators=`` given a class, an instance, a mapping or a None item, a share or fields that are not JSON or
-not a dict (each one line), a result of many items (a short line on the terminal, the whole in ``--json`` and the
-record), and the MMEngine metric numbering its images as ``PanopticQuality`` does (each image its index, across
-``process()`` calls, from 0 again after a reset)."""
+string or is empty (a missing one is the class's), ``evaluators=`` given a class, an instance, a mapping or a None
+item, a share or fields that are not JSON or not a dict (each one line), a result of many items (a short line on the
+terminal, the whole in ``--json`` and the record), and the MMEngine metric numbering its images as
+``PanopticQuality`` does (each image its index, across ``process()`` calls, from 0 again after a reset)."""
 
 from __future__ import annotations
 
@@ -84,6 +84,14 @@ def test_a_name_that_is_not_a_string_is_refused_naming_the_class_and_the_value()
     assert [type(ev).__name__ for ev in load_evaluators([named])] == ["Named"]
 
 
+class Unnamed:
+    def reset(self) -> None: ...
+    def process(self, image: Any) -> int: return 1
+    def add(self, share: Any) -> None: ...
+    def merge(self, other: Any) -> None: ...
+    def evaluate(self) -> dict: return {}
+
+
 @pytest.mark.parametrize("name", ["", "  ", None])
 def test_an_empty_name_is_refused_and_only_a_missing_one_takes_the_class_name(name: Any) -> None:
     named = Named()
@@ -95,8 +103,7 @@ def test_an_empty_name_is_refused_and_only_a_missing_one_takes_the_class_name(na
                             "in the record), or leave it out for the class's name")
     with pytest.raises(PanbenchError, match=f"^evaluator Named: name = {name!r} {said}"):
         Evaluators(CategoryTable([1], ["a"], [True]), [named])
-    unnamed = type("Unnamed", (), {m: getattr(Named, m) for m in ("reset", "process", "add", "merge", "evaluate")})
-    assert [name_of(ev) for ev in load_evaluators([unnamed()])] == ["Unnamed"]
+    assert [name_of(ev) for ev in load_evaluators([Unnamed()])] == ["Unnamed"]
 
 
 @pytest.mark.parametrize(("given", "words"), [

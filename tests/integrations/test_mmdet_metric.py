@@ -305,6 +305,25 @@ def test_deprecated_and_remote_file_arguments_are_refused_in_one_line(case) -> N
         PanbenchPanopticMetric(ann_file=case["ann_file"], backend_args={"backend": "petrel"})
 
 
+def test_a_seg_prefix_or_ann_file_that_is_not_one_is_named_by_its_own_argument_and_kind(case) -> None:
+    empty, loop = case["tmp"] / "empty", case["tmp"] / "loop"
+    empty.write_bytes(b"")
+    loop.symlink_to(loop)
+    fix = "point seg_prefix at the folder of the ground-truth panoptic PNGs"
+    for there, kind in ((empty, "an empty file (0 bytes)"), (loop, "a symbolic link loop")):
+        for ann_file in (case["ann_file"], None):
+            with pytest.raises(InputError) as e:
+                PanbenchPanopticMetric(ann_file=ann_file, seg_prefix=str(there))
+            assert str(e.value) == f"{there}: PanbenchPanopticMetric's seg_prefix is {kind}, not a folder; {fix}"
+    with pytest.raises(InputError) as e:
+        PanbenchPanopticMetric(ann_file=str(loop), seg_prefix=case["seg_dir"])
+    assert str(e.value) == (f"{loop}: PanbenchPanopticMetric's ann_file is a symbolic link loop, not a JSON file; "
+                            "point ann_file at the COCO panoptic JSON (e.g. annotations/panoptic_val2017.json)")
+    with pytest.raises(InputError, match="gt.json \\(its path without .json\\) not found; pass "
+                                         "PanbenchPanopticMetric's seg_prefix, the folder of its panoptic PNGs"):
+        PanbenchPanopticMetric(ann_file=case["ann_file"])
+
+
 def test_a_metric_without_dataset_meta_says_how_to_set_it(case) -> None:
     metric = PanbenchPanopticMetric(ann_file=case["ann_file"], seg_prefix=case["seg_dir"])
     with pytest.raises(InputError, match="dataset_meta has no 'classes'"):

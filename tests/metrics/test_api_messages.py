@@ -261,3 +261,109 @@ def test_a_mistake_that_explains_unlisted_ids_is_named_in_the_words_of_the_array
     assert refused(PanopticQuality(CATS), encoded, numbered, ids, segs, image_id=3).endswith(
         "; pred_ids's ids are category_id * 1000 + instance (detectron2's label_divisor encoding), not segment ids: "
         "give each segment's pixels its id in pred_segments")
+
+
+def _first(segs: list[dict[str, Any]], **changed: Any) -> list[Any]:
+    """``segs`` with the first segment's fields changed (a value of ``...``: the field left out)."""
+    seg = {k: v for k, v in {**segs[0], **changed}.items() if v is not ...}
+    return [seg, *segs[1:]]
+
+
+@pytest.mark.parametrize("device", [False, True], ids=["host", "torch-table"])
+def test_segment_fields_missing_or_of_the_wrong_type_are_named_by_argument_image_and_segment(device: bool) -> None:
+    ids, segs = image()
+    good = as_given(ids, device)
+    first, cat = segs[0]["id"], segs[0]["category_id"]
+    at = f"image 3: pred_segments[0] (segment {first})"
+
+    def said(pred: Any, gt: Any = segs) -> str:
+        return refused(metric(device), good, pred, good, gt, image_id=3)
+
+    assert said(_first(segs, category_id=...)) == (
+        f"{at}: missing field 'category_id'; give every segment of pred_segments its 'id' and its 'category_id'")
+    assert said(_first(segs, category_id=str(cat))) == (
+        f"{at}: field 'category_id' has the wrong type (str '{cat}', not int); pass category_id as the int {cat}, "
+        f"not the str '{cat}'")
+    assert said(_first(segs, category_id=True)) == (
+        f"{at}: field 'category_id' has the wrong type (bool, not int); pass category_id as an int")
+    assert said(_first(segs, id=...)) == (
+        "image 3: pred_segments[0]: missing field 'id'; give every segment of pred_segments its 'id' (its pixels' "
+        "value in pred_ids) and its 'category_id'")
+    assert said(_first(segs, id=str(first))).startswith(
+        f"image 3: pred_segments[0]: field 'id' has the wrong type (str '{first}', not int); pass id as the int ")
+    assert said(_first(segs, id=first + 0.5)) == (
+        f"image 3: pred_segments[0]: field 'id' has the wrong type (float {first + 0.5!r}, not int); pass id as an "
+        "int")
+    assert said(_first(segs, iscrowd="1")) == (
+        f"{at}: field 'iscrowd' has the wrong type (str '1', not int); pass iscrowd as the int 1, not the str '1'")
+    assert said(segs, _first(segs, area="12")) == (
+        f"image 3: gt_segments[0] (segment {first}): field 'area' has the wrong type (str '12', not int); pass area "
+        "as the int 12, not the str '12'")
+    fix = "not a dict; pass each segment as a dict ('id', 'category_id', ...; COCO's segments_info)"
+    assert said([tuple(segs[0].items()), *segs[1:]]) == f"image 3: pred_segments[0] is a tuple, {fix}"
+    assert said(segs, [*segs[:2], None]) == f"image 3: gt_segments[2] is None, {fix}"
+    assert said([1, 2]) == f"image 3: pred_segments[0] is an int (1), {fix}"
+    assert said(_first(segs, id=segs[1]["id"])) == (
+        f"image 3: pred_segments lists segment id {segs[1]['id']} twice; give each segment its own id (its pixels' "
+        "value in pred_ids)")
+
+
+def test_whole_numbers_of_other_types_score_as_the_ints_they_equal() -> None:
+    ids, segs = image()
+    plain = PanopticQuality(CATS)
+    plain.update(ids, segs, ids, segs, image_id=1)
+    other = [{**s, "id": float(s["id"]), "category_id": float(s["category_id"]), "iscrowd": bool(s["iscrowd"])}
+             for s in segs]
+    floats = PanopticQuality(CATS)
+    floats.update(ids, other, ids, [dict(s, area=float(s["area"]), iscrowd=None) for s in segs], image_id=1)
+    assert np.array_equal(floats.sums(), plain.sums())
+
+
+@pytest.mark.parametrize("device", [False, True], ids=["host", "torch-table"])
+def test_segment_id_zero_or_out_of_range_is_named_in_the_words_of_the_arrays(device: bool) -> None:
+    ids, segs = image()
+    good = as_given(ids, device)
+    assert refused(metric(device), good, _first(segs, id=0), good, segs, image_id=3) == (
+        "image 3: pred_segments lists segment id 0, which is VOID in pred_ids: number the segments from 1 (in the map "
+        "and the list alike) or leave the VOID entry out")
+    assert refused(metric(device), good, segs, good, _first(segs, id=0), image_id=3).startswith(
+        "image 3: gt_segments lists segment id 0, which is VOID in gt_ids: ")
+    for bad in (-3, 1 << 24):
+        assert refused(metric(device), good, _first(segs, id=bad), good, segs, image_id=3) == (
+            f"image 3: pred_segments lists segment id {bad}, outside 1..16777215 (0 is VOID in pred_ids); number "
+            "the segments within 1..16777215, in pred_ids and pred_segments alike")
+
+
+@pytest.mark.parametrize("device", [False, True], ids=["host", "torch-table"])
+def test_a_float_rgb_map_is_told_its_shape_and_type_at_once(device: bool) -> None:
+    ids, segs = image()
+    rgb = np.stack([ids % 256, ids // 256 % 256, ids // 65536], axis=-1).astype(np.float32)
+    dtype = "torch.float32" if device else "float32"
+    assert refused(metric(device), as_given(rgb, device), segs, as_given(ids, device), segs, image_id=3) == (
+        f"image 3: pred_ids has shape (40, 50, 3) and dtype {dtype}; pass an HxW integer id map (or an HxWx3 uint8 "
+        "RGB map, ids = R + 256G + 256^2B)")
+    m = metric(device)
+    m.update(as_given(rgb.astype(np.uint8), device), segs, as_given(ids, device), segs, image_id=3)  # the fix
+    assert m.n_images == 1
+
+
+@pytest.mark.parametrize("kind", ["empty file", "link loop", "missing"])
+def test_a_gt_folder_that_is_not_a_folder_is_named_by_what_is_there(coco_sample: Path, tmp_path: Path,
+                                                                     kind: str) -> None:
+    gt_json = coco_sample / "annotations" / "panoptic_val2017.json"
+    there = tmp_path / "pngs"
+    if kind == "empty file":
+        there.write_bytes(b"")
+    elif kind == "link loop":
+        there.symlink_to(there)
+    what = {"empty file": "is an empty file (0 bytes), not a folder", "link loop": "is a symbolic link loop, not a "
+            "folder", "missing": "not found"}[kind]
+    with pytest.raises(InputError) as e:
+        CocoPanopticQuality(gt_json, there)
+    assert str(e.value) == f"{there}: gt_folder {what}; point gt_folder at the folder of {gt_json}'s panoptic PNGs"
+    copy = tmp_path / "gt.json"  # its default folder, tmp_path / "gt", absent
+    copy.write_bytes(gt_json.read_bytes())
+    with pytest.raises(InputError) as e:
+        CocoPanopticQuality(copy)
+    assert str(e.value) == (f"{tmp_path / 'gt'}: the ground-truth PNG folder of {copy} (its path without .json) not "
+                            "found; pass gt_folder, the folder of its panoptic PNGs")

@@ -74,7 +74,7 @@ def test_an_image_the_ground_truth_does_not_have_is_refused_by_name(coco_sample:
                             "ground-truth JSON of the images you evaluate)")
     with pytest.raises(InputError, match="image_id '142238' is a str but the ground truth has 142238"):
         m.update("142238", ids, [])
-    with pytest.raises(InputError, match="ground-truth PNG folder .* does not exist; pass gt_folder"):
+    with pytest.raises(InputError, match="nowhere: gt_folder not found; point gt_folder at the folder of "):
         CocoPanopticQuality(gt_json, coco_sample / "nowhere")
     assert m.n_images == 0
     gt = json.loads(gt_json.read_text())["annotations"][0]

@@ -23,13 +23,16 @@ from panbench.package import REPO_ROOT
 CATS = coco_like_categories(8, 6)  # helpers.GENERATED_CATS, without importing helpers in the spawned ranks
 IMAGE_COUNT = f"{REPO_ROOT / 'examples' / 'evaluators' / 'image_count.py'}:ImageCount"
 EXTRA = {"id": 999, "name": "extra", "isthing": 0}
+FLIPPED = [dict(CATS[0], isthing=1 - CATS[0]["isthing"]), *CATS[1:]]  # one category a thing on one side only
 #: what rank 0 and rank 1 build in each case
 CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "rules": ({"rules": "torchmetrics"}, {}),
     "evaluators": ({}, {"evaluators": [IMAGE_COUNT]}),
     "analyses": ({"analyses": True}, {}),
     "categories": ({}, {"categories": [*CATS, EXTRA]}),
+    "isthing": ({}, {"categories": FLIPPED}),
 }
+THING = {0: "stuff", 1: "a thing"}
 FIX = "build the metric alike on every rank (the same categories, analyses, rules and evaluators)"
 
 
@@ -81,6 +84,8 @@ def test_ranks_built_differently_are_refused_on_every_rank_within_seconds(tmp_pa
         "evaluators": "different evaluators (none on rank 0, ['ImageCount@1'] on rank 1)",
         "analyses": "different analyses (analyses=True on rank 0, analyses=False on rank 1)",
         "categories": f"different categories ({len(CATS)} on rank 0, {len(CATS) + 1} on rank 1)",
+        "isthing": f"different categories (category {CATS[0]['id']} is {THING[CATS[0]['isthing']]} on rank 0, "
+                   f"{THING[1 - CATS[0]['isthing']]} on rank 1)",
     }
     for rank in (0, 1):
         said = json.loads((tmp_path / f"{rank}.json").read_text())
@@ -121,3 +126,21 @@ def test_merging_metrics_of_other_evaluators_or_categories_names_the_difference(
         PanopticQuality(CATS).merge(PanopticQuality([*CATS, EXTRA]))
     assert str(e.value).startswith(f"merge(): the metrics have different categories ({len(CATS)} here, "
                                    f"{len(CATS) + 1} in the other)")
+
+
+def test_merging_metrics_whose_categories_differ_in_isthing_or_name_names_the_category() -> None:
+    ids, segs = image()
+    m = PanopticQuality(CATS)
+    m.update(ids, segs, ids, segs, image_id=1)
+    cid, thing = CATS[0]["id"], CATS[0]["isthing"]
+    for other, difference in (
+            (FLIPPED, f"category {cid} is {THING[thing]} here, {THING[1 - thing]} in the other"),
+            ([dict(CATS[0], name="renamed"), *CATS[1:]],
+             f"category {cid} is named {CATS[0]['name']!r} here, 'renamed' in the other")):
+        theirs = PanopticQuality(other)
+        theirs.update(ids, segs, ids, segs, image_id=2)
+        for given in (theirs, theirs.part()):
+            with pytest.raises(InputError) as e:
+                m.merge(given)
+            assert str(e.value).startswith(f"merge(): the metrics have different categories ({difference}); ")
+    assert m.n_images == 1
