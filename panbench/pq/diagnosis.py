@@ -28,6 +28,14 @@ RESIZE_IDS = 3  # unlisted ids a resized map has at least (fewer: segments left 
 RESIZE_SHARE = 0.5  # share of the unlisted pixels that must be blends of their neighbours (resized: 0.87-1.0)
 RESIZE_SLACK = 0.25  # a blend's overshoot past its neighbours (bicubic's ringing), a share of their difference
 RESIZE_PIXELS = 1 << 16  # unlisted pixels a resize is judged on (spread evenly over the map), at most
+LOSSY_PIXELS = 0.5  # share of the non-VOID pixels a lossy codec or a palette leaves unlisted, at least (JPEG: 89-100%)
+LOSSY_IDS = 64  # unlisted ids a lossy codec leaves at least (JPEG, WebP: thousands)
+LOSSY_LEVELS = 8  # levels per RGB channel by which a lossy codec moves most pixels' colour (JPEG quality 15-95, WebP)
+LOSSY_SHARE = 0.6  # share of the unlisted pixels looked at that must lie that near a listed colour (JPEG: 0.71-0.98)
+WEB_STEP = 51  # the web palette's step (its levels 0, 51, ..., 255): PIL's Image.convert('P'), dithered or not
+PALETTE_LEVELS = 64  # levels per RGB channel by which the web palette moves a colour, at most (its step, dithered)
+PALETTE_KEPT = 0.5  # share of the listed ids a map snapped to the web palette holds, below
+LOSSY_WORK = 1 << 24  # colour comparisons (looked-at colours x listed ids) the lossy check makes, at most
 
 
 class DiagnosisWarning(UserWarning):
@@ -244,14 +252,16 @@ def unlisted_png_ids(png_ids: Iterable[int], listed: Iterable[int], table: Categ
                      ids: np.ndarray | None = None) -> Finding | None:
     """The finding that explains one prediction PNG's ids absent from its segments_info (``png_ids``; ``listed``:
     segments_info's ids), or None: red and blue swapped (:func:`channel_order`), an id encoding (with ``table``,
-    :func:`id_encoding`) or a resize that blended the ids (with ``ids``, the PNG's id map: :func:`resized_ids`)."""
+    :func:`id_encoding`), a resize or filter that blended the ids or a lossy codec or palette that changed their
+    colours (with ``ids``, the PNG's id map: :func:`resized_ids`, :func:`lossy_colors`)."""
     png_ids, listed = list(png_ids), list(listed)
     return (channel_order(png_ids, listed) or (id_encoding(png_ids, listed, table) if table is not None else None)
-            or (resized_ids(ids, listed) if ids is not None else None))
+            or (resized_ids(ids, listed) or lossy_colors(ids, listed) if ids is not None else None))
 
 
 def resized_ids(ids: np.ndarray, listed: Iterable[int]) -> Finding | None:
-    """The ``resized`` finding of an id map (``ids``, HxW) resized with bilinear or bicubic interpolation: at least
+    """The ``resized`` finding of an id map (``ids``, HxW) resized with bilinear or bicubic interpolation, or blurred
+    (a Gaussian or box filter, which blends the ids as an interpolation does): at least
     :data:`RESIZE_IDS` ids absent from ``listed`` (and from VOID, 0), :data:`RESIZE_SHARE` of whose pixels (up to
     :data:`RESIZE_PIXELS` of them looked at) are blends, in the bands where one segment turns into the next: a pixel
     between two neighbours on a line through it (left and right, above and below, or a diagonal), both of another
@@ -272,9 +282,10 @@ def resized_ids(ids: np.ndarray, listed: Iterable[int]) -> Finding | None:
         return None
     share = 100 * len(values) / ids.size
     return Finding("resized", f"the map's {len(kinds)} ids absent from segments_info ({share:.1f}% of its pixels) are "
-                   "blends of the ids beside them, on the borders between its segments: it was resized with "
-                   "bilinear or bicubic interpolation; resize segment ids with nearest-neighbour interpolation (PIL "
-                   "Image.NEAREST, cv2.INTER_NEAREST, torch interpolate mode=\"nearest\")")
+                   "blends of the ids beside them, on the borders between its segments: it was interpolated or "
+                   "blurred (resized with bilinear or bicubic interpolation, or filtered); never filter an id map, and "
+                   "resize segment ids with nearest-neighbour interpolation (PIL Image.NEAREST, cv2.INTER_NEAREST, "
+                   "torch interpolate mode=\"nearest\")")
 
 
 def _blends(ids: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -302,6 +313,61 @@ def _between(v: np.ndarray, a: np.ndarray, b: np.ndarray, parts: Any) -> np.ndar
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     slack = 1 + (hi - lo) * RESIZE_SLACK
     return ((v >= lo - slack) & (v <= hi + slack)).all(axis=-1)
+
+
+def lossy_colors(ids: np.ndarray, listed: Iterable[int]) -> Finding | None:
+    """The ``lossy`` finding of an id map (``ids``, HxW) whose colours a lossy codec (JPEG, lossy WebP) or a palette
+    changed, or None.  Either leaves at least :data:`LOSSY_PIXELS` of the non-VOID pixels unlisted (the segments'
+    insides, not only the borders a resize blends), in more colours than ``listed`` holds ids (a relabelled map, ids
+    offset or segments_info renumbered, has one colour a segment) or in the web palette's (:data:`WEB_STEP`).
+    Compressed: :data:`LOSSY_IDS` unlisted ids at least, :data:`LOSSY_SHARE` of whose pixels (those among
+    :data:`RESIZE_PIXELS` spread over the map, fewer where ``listed`` is long: :data:`LOSSY_WORK`) lie within
+    :data:`LOSSY_LEVELS` per RGB channel of a listed colour.  Snapped to the web palette (PIL's ``convert('P')``):
+    every unlisted id its colour, :data:`LOSSY_SHARE` of their pixels within :data:`PALETTE_LEVELS` of a listed
+    colour, under :data:`PALETTE_KEPT` of the listed ids left in the map.  Segments left out of segments_info, noise
+    and resized maps are neither: few ids, ids far from the listed colours, or a small share of the map."""
+    ids = np.asarray(ids)
+    if ids.ndim != 2:
+        return None
+    ids = ids.astype(np.int64, copy=False)
+    keys = np.unique(np.append(np.fromiter(listed, np.int64), 0))
+    held, counts = np.unique(ids, return_counts=True)
+    absent = ~np.isin(held, keys, assume_unique=True)
+    kinds, n = held[absent], int(counts[absent].sum())
+    web = len(kinds) >= 2 and bool((_channels(kinds) % WEB_STEP == 0).all())
+    if (len(kinds) <= len(keys) and not web) or n < LOSSY_PIXELS * np.count_nonzero(ids):
+        return None
+    most = max(min(RESIZE_PIXELS, LOSSY_WORK // len(keys)), 1)  # pixels looked at, spread evenly over the map
+    looked = ids.ravel()[::max(ids.size // most, 1)]
+    if not len(looked := looked[~np.isin(looked, keys)]):
+        return None
+    near = _levels_off(looked, keys)
+    kept = len(held) - len(kinds) - int(held[0] == 0), len(keys) - 1  # listed ids in the map, listed ids
+    if len(kinds) >= LOSSY_IDS and (close := (near <= LOSSY_LEVELS).mean()) >= LOSSY_SHARE:
+        how = f"lie within {LOSSY_LEVELS} levels per RGB channel of a listed id's colour ({100 * close:.0f}% of them)"
+    elif web and kept[0] < PALETTE_KEPT * kept[1] and (near <= PALETTE_LEVELS).mean() >= LOSSY_SHARE:
+        how = f"are web-palette colours near listed ids' colours, and the map holds {kept[0]} of the {kept[1]} ids " \
+              "segments_info lists"
+    else:
+        return None
+    share = 100 * n / ids.size
+    return Finding("lossy", f"the map's {len(kinds)} ids absent from segments_info ({share:.1f}% of its pixels) "
+                   f"{how}: the PNG's colours were changed by lossy compression or a palette (JPEG, lossy WebP, a "
+                   "'P'-mode or quantised PNG); save the id map as a lossless RGB PNG (PIL: Image.fromarray(rgb, "
+                   "'RGB').save('x.png'), with no quantize() or convert('P'))")
+
+
+def _levels_off(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Each of ``values``' distance to the nearest of ``keys`` (ids), in levels: the most by which one RGB channel
+    differs (:func:`lossy_colors`)."""
+    kinds, inverse = np.unique(values, return_inverse=True)
+    listed = _channels(keys).astype(np.int32)
+    out = np.empty(len(kinds), np.int32)
+    rows = max(LOSSY_WORK // (8 * len(keys)), 1)  # colours compared at a time: LOSSY_WORK / 8 pairs in memory
+    for start in range(0, len(kinds), rows):
+        v = _channels(kinds[start:start + rows]).astype(np.int32)
+        out[start:start + rows] = np.abs(v[:, None, :] - listed[None, :, :]).max(axis=-1).min(axis=1)
+    return out[inverse]
 
 
 def id_encoding(png_ids: Iterable[int], listed: Iterable[int], table: CategoryTable) -> Finding | None:

@@ -1,6 +1,7 @@
 """A prediction PNG resized with bilinear or bicubic interpolation (the COCO sample's own ground truth, down to half
-its size and back) holds thousands of ids that no segment lists, blends of the ids either side of each border: its
-refusal says to resize with nearest-neighbour interpolation, not to list every segment; one whose unlisted ids are
+its size and back), or blurred, holds thousands of ids that no segment lists, blends of the ids either side of each
+border: its refusal names an interpolation or a blur and says to resize with nearest-neighbour interpolation, not to
+list every segment; one whose unlisted ids are
 whole segments left out of segments_info keeps that advice. ``score`` on the files, the Python API on arrays and on
 tensors (the table counted in torch)."""
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 from test_diagnosis_png_mistakes import score
 
 from panbench.errors import InputError
@@ -20,6 +21,8 @@ from panbench.pq.png import read_ids
 NEAREST = 'resize segment ids with nearest-neighbour interpolation (PIL Image.NEAREST, cv2.INTER_NEAREST, torch ' \
           'interpolate mode="nearest")'
 OLD_ADVICE = "list every segment of the PNG in segments_info"
+BLENDED = "it was interpolated or blurred (resized with bilinear or bicubic interpolation, or filtered); never " \
+          "filter an id map, and "
 
 
 def _rgb(ids: np.ndarray) -> np.ndarray:
@@ -42,8 +45,26 @@ def resized(ids: np.ndarray, how: str) -> np.ndarray:
 def test_a_prediction_resized_with_interpolation_is_told_to_resize_with_nearest_neighbour(
         how: str, coco_sample: Path, tmp_path: Path, capsys) -> None:
     code, err = score(coco_sample, tmp_path, capsys, lambda k, ids, segs, name: (resized(ids, how), segs, name))
-    assert code == 2 and "is absent from segments_info; the map's " in err and err.endswith(NEAREST), err
+    assert code == 2 and "is absent from segments_info; the map's " in err and err.endswith(BLENDED + NEAREST), err
     assert OLD_ADVICE not in err
+
+
+def blurred(ids: np.ndarray) -> np.ndarray:
+    """``ids``' RGB channels through a Gaussian blur of radius 1.5 (PIL's ``ImageFilter.GaussianBlur``)."""
+    rgb = np.asarray(Image.fromarray(_rgb(ids)).filter(ImageFilter.GaussianBlur(1.5))).astype(np.int64)
+    return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+
+
+def test_a_blurred_prediction_is_named_interpolated_or_blurred(coco_sample: Path, tmp_path: Path, capsys) -> None:
+    """``score`` on the blurred PNGs, and the Python API on the blurred array."""
+    from panbench.metrics import PanopticQuality
+
+    code, err = score(coco_sample, tmp_path, capsys, lambda k, ids, segs, name: (blurred(ids), segs, name))
+    assert code == 2 and "is absent from segments_info; the map's " in err and err.endswith(BLENDED + NEAREST), err
+    categories, ids, segs = _sample(coco_sample)
+    with pytest.raises(InputError) as e:
+        PanopticQuality(categories).update(blurred(ids), segs, ids, segs, image_id=1)
+    assert str(e.value).endswith(BLENDED + NEAREST), e.value
 
 
 @pytest.mark.parametrize("dropped", [1, 3, 6])

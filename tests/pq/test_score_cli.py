@@ -164,7 +164,8 @@ BAD = {
     "annotations_not_a_list": (lambda c: _edit_pred(c, lambda d: d.update(annotations={"a": 1})),
                                "field 'annotations' is a dict, not a list"),
     "a_field_of_the_wrong_type": (lambda c: _edit_pred(c, lambda d: d["annotations"][0].update(segments_info=None)),
-                                  "field 'segments_info' has the wrong type (NoneType, not list); write it as"),
+                                  "field 'segments_info' has the wrong type (NoneType, not list); write a list of "
+                                  "segments"),
     "duplicate_image_ids": (lambda c: _edit_pred(c, lambda d: d["annotations"].append(d["annotations"][0])),
                             "duplicate image id"),
     "duplicate_segment_ids": (lambda c: _edit_pred(c, lambda d: d["annotations"][0]["segments_info"].append(
