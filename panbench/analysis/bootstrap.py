@@ -4,7 +4,7 @@ resampled sums of :mod:`panbench.analysis.resample` (docs/analysis.md, "Confiden
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,13 +172,22 @@ def paired_bootstrap(a: RunSums, b: RunSums, isthing: list[bool], n_resamples: i
     """Intervals of A - B (0-100 points): ``metrics`` (:data:`CI_METRICS`), ``per_class`` (category id as a string,
     or the index -> [low, high]) and ``excludes_zero`` (the metrics whose interval does not contain 0)."""
     check_paired(a, b)
-    _check_args(a.n_images, n_resamples, level)
     x, c = np.concatenate([a.stacked(), b.stacked()], axis=1), a.iou.shape[1]
+    blocks = _resampled_sums(x, [slice(0, c), slice(3 * c, 4 * c)], n_resamples, seed, chunk, threads)
+    return paired_intervals(blocks, a.n_images, n_resamples, c, isthing, level, per_class, category_ids)
+
+
+def paired_intervals(blocks: Iterable[np.ndarray], n_images: int, n_resamples: int, c: int, isthing: list[bool],
+                     level: float = 0.95, per_class: bool = True, category_ids: list[int] | None = None
+                     ) -> dict[str, Any]:
+    """:func:`paired_bootstrap`'s intervals from the ``n_resamples`` resampled sums of two runs of ``n_images``
+    images and ``c`` categories side by side (``R x 6C`` float64, A's stacked sums then B's, in blocks of resamples
+    that ``blocks`` makes as they are read: none before the arguments are checked)."""
+    _check_args(n_images, n_resamples, level)
     diffs: list[dict[str, np.ndarray]] = []
     cls: list[np.ndarray] = []
-    iou_cols = [slice(0, c), slice(3 * c, 4 * c)]
     things = np.asarray(isthing, bool)
-    for s in _resampled_sums(x, iou_cols, n_resamples, seed, chunk, threads):  # both runs' sums side by side
+    for s in blocks:
         ma, mb = _ci_values(s[:, :3 * c], c, things), _ci_values(s[:, 3 * c:], c, things)
         diffs.append({k: ma[k] - mb[k] for k in CI_METRICS})
         if per_class:  # each run's class PQ, FP + FN as one (as _ci_values)

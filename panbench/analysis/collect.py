@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -91,14 +91,16 @@ class AnalysisSet:
         atomic_write(Path(path), buf.getvalue())
 
     @staticmethod
-    def load(path: str | Path) -> AnalysisSet:
+    def load(path: str | Path, keys: Collection[str] | None = None) -> AnalysisSet:
+        """The set saved in ``path``: of its columns only ``keys`` where given (the others are not read)."""
         try:
             z = np.load(path, allow_pickle=False)
             if int(z["format"]) not in (1, FORMAT):
                 raise ValueError(f"format {int(z['format'])}")
             meta = ("format", "n_categories", "image_ids", "category_ids", "isthing")
-            cols = {k: z[k] for k in z.files if k not in meta}
-            if "fn_pair_other" not in cols:  # format 1: the oracle then keeps a classification FP partner
+            cols = {k: z[k] for k in z.files if k not in meta and (keys is None or k in keys)}
+            # format 1 has no fn_pair_other: the oracle then keeps a classification FP partner
+            if "fn_pair_other" not in cols and (keys is None or "fn_pair_other" in keys):
                 cols["fn_pair_other"] = np.zeros(len(cols["fn_cats"]), np.float64)
             known = "category_ids" in z.files and "isthing" in z.files
             return AnalysisSet(int(z["n_categories"]), z["image_ids"].tolist(), cols,

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -14,7 +13,7 @@ import numpy as np
 
 from panbench.analysis.collect import AnalysisSet
 from panbench.analysis.metrics import nine_metrics
-from panbench.errors import InputError
+from panbench.errors import InputError, PanbenchError
 
 COUNTS = ("TP", "FP", "FN")
 COLUMNS = ("image_id", "file_name", "PQ", "SQ", "RQ", "PQ_th", "PQ_st", *COUNTS,
@@ -57,11 +56,14 @@ def _block_columns(aset: AnalysisSet, lo: int, hi: int, isthing: np.ndarray) -> 
 
 
 def file_names_of(ann_file: str | Path | None, image_ids: Sequence[Any]) -> list[str]:
-    """Each image id's ``file_name`` in the panoptic JSON ``ann_file`` ("" where the file or the id is missing)."""
+    """Each image id's ``file_name`` in the panoptic JSON ``ann_file`` ("" where the file or the id is missing); its
+    segments_info arrays are kept packed as it is read (:func:`~panbench.pq.coco_format.read_json`), not parsed."""
+    from panbench.pq.coco_format import read_json  # here, not at the top: it brings deflate (pq.kernels)
+
     doc = None
     if ann_file is not None and Path(ann_file).is_file():
-        with suppress(OSError, ValueError):
-            doc = json.loads(Path(ann_file).read_text())
+        with suppress(OSError, ValueError, PanbenchError):
+            doc = read_json(ann_file, "panoptic JSON", scan=True)
     return file_names(doc, image_ids)
 
 

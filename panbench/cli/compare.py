@@ -136,18 +136,20 @@ def _own_postprocess(pick: list[RunRecord], wanted: str | None, shown: list[RunR
 
 def compare(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: int, seed: int) -> dict[str, Any]:
     """The paired intervals of B - A with both runs' values (whole metrics and per class)."""
-    from panbench.analysis import RunSums, check_paired
+    from panbench.analysis import check_paired
     from panbench.analysis.bootstrap import CI_METRICS, too_few
+    from panbench.analysis.paired import SparseRun
     from panbench.reporting.labels import absent, fingerprint, these_images
     from panbench.reporting.pairing import paired_difference
 
     fa, fb = fingerprint(ra), fingerprint(rb)
-    sa = RunSums.from_analysis(a, fa, f"A ({ra.record or ra.model})")
-    sb = RunSums.from_analysis(b, fb, f"B ({rb.record or rb.model})")
+    sa = SparseRun.of(a, fa, f"A ({ra.record or ra.model})")  # the per-image sums kept sparse
+    sb = SparseRun.of(b, fb, f"B ({rb.record or rb.model})")
     if fa is None or fb is None:
         raise InputError(f"{sa.name if fa is None else sb.name}: the record names no dataset fingerprint; rerun it "
                          "with this version of panbench")
-    check_paired(sa, sb)  # other images first: a difference of runs on other images is no difference
+    # other images first: a difference of runs on other images is no difference
+    check_paired(sa.shape_only(), sb.shape_only())
     if (why := too_few(a.n_images, resamples)) is not None:
         d = rb.metrics["PQ"] - ra.metrics["PQ"]
         raise InputError(f"no interval: {why}; B - A is {d:+.2f} PQ on {these_images(a.n_images)}, which says "
@@ -180,7 +182,7 @@ def at_best_thresholds(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: 
     the defaults, whether the sign holds, and the paired interval at those thresholds (the per-image sums with the
     segments below each run's threshold removed); None where neither run has the analysis, the reason where one
     lacks it."""
-    from panbench.reporting.pairing import paired_difference, sums_at_threshold
+    from panbench.reporting.pairing import paired_difference, sparse_at_threshold
 
     sa, sb = ra.score_threshold, rb.score_threshold
     if not sa and not sb:
@@ -190,7 +192,7 @@ def at_best_thresholds(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: 
                         "segment with a score, or a record written before segment scores)"}
     ta, tb = sa["best"]["threshold"], sb["best"]["threshold"]
     at_default, at_best = rb.metrics["PQ"] - ra.metrics["PQ"], sb["best"]["PQ"] - sa["best"]["PQ"]
-    res = paired_difference(sums_at_threshold(b, tb, name="B"), sums_at_threshold(a, ta, name="A"), a.isthing,
+    res = paired_difference(sparse_at_threshold(b, tb, name="B"), sparse_at_threshold(a, ta, name="A"), a.isthing,
                             n_resamples=resamples, seed=seed)
     return {"threshold_a": ta, "threshold_b": tb, "a": sa["best"]["PQ"], "b": sb["best"]["PQ"],
             "difference": at_best, "at_default": at_default, "sign_holds": _sign(at_best) == _sign(at_default),
@@ -237,6 +239,7 @@ def with_threshold_lines(text: str, out: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from panbench.analysis.paired import THRESHOLD_COLUMNS
     from panbench.reporting.grids import marked_records
     from panbench.reporting.pairing import pick_pair
     from panbench.reporting.text import format_compare
@@ -248,6 +251,7 @@ def run(args: argparse.Namespace) -> int:
         picked.append((choose_settings(what, runs, wanted, marked_records(root, runs), option), root))
     (runs_a, root_a), (runs_b, root_b) = picked
     ra, rb = pick_pair(runs_a, runs_b)  # model names: their runs that `table` shows, on the same images
-    out = compare(ra, load_run(ra, root_a), rb, load_run(rb, root_b), args.resamples, args.bootstrap_seed)
+    read = THRESHOLD_COLUMNS  # of the per-image columns, those the pairing reads
+    out = compare(ra, load_run(ra, root_a, read), rb, load_run(rb, root_b, read), args.resamples, args.bootstrap_seed)
     print(json.dumps(out) if args.json else with_threshold_lines(format_compare(out, top=args.top or None), out))
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,8 +75,9 @@ def no_record_hint(what: str, names: set[str], every: list[RunRecord], dataset: 
             "or pass a record JSON path (`panbench ls` lists the models `panbench eval` runs)")
 
 
-def load_run(rec: RunRecord, root: Path) -> Any:
-    """The record's per-image :class:`panbench.analysis.AnalysisSet`, refused in one line when absent."""
+def load_run(rec: RunRecord, root: Path, keys: Collection[str] | None = None) -> Any:
+    """The record's per-image :class:`panbench.analysis.AnalysisSet` (of its columns only ``keys`` where given),
+    refused in one line when absent."""
     from panbench.analysis import AnalysisSet
     from panbench.reporting.pairing import analysis_path
 
@@ -92,7 +94,7 @@ def load_run(rec: RunRecord, root: Path) -> Any:
                          f"{name}: the record has no per-image analysis file (schema {rec.schema}); {fix}")
     if (path := analysis_path(root, rec)) is None:
         raise InputError(f"{root / rec.analysis_file}: the per-image analysis file of {name} is missing; {fix}")
-    aset = AnalysisSet.load(path)
+    aset = AnalysisSet.load(path, keys)
     if aset.isthing is None or aset.category_ids is None:
         raise InputError(f"{path}: the analysis file lacks the category table; {fix}")
     return aset

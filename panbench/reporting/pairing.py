@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +13,7 @@ import numpy as np
 
 from panbench.analysis import AnalysisSet, RunSums, ScoreSums, paired_bootstrap
 from panbench.analysis.bootstrap import too_few
+from panbench.analysis.paired import PAIRED_COLUMNS, SparseRun, paired_sparse, threshold_rows
 from panbench.analysis.scores import threshold_sums
 from panbench.errors import PanbenchError
 from panbench.pq.matching import CategoryTable
@@ -43,7 +47,8 @@ def _isthing(ann: str) -> tuple[bool, ...] | None:
     """The thing flags of an annotation file's categories (read once per file: COCO's is large)."""
     from panbench.pq.coco_format import read_json
     try:
-        return tuple(CategoryTable.from_coco(read_json(ann, "ground-truth JSON").get("categories", [])).isthing)
+        doc = read_json(ann, "ground-truth JSON", scan=True)  # its segments_info kept packed: only categories read
+        return tuple(CategoryTable.from_coco(doc.get("categories", [])).isthing)
     except (PanbenchError, KeyError, TypeError, ValueError, AttributeError):
         return None
 
@@ -73,9 +78,15 @@ def pick_pair(runs_a: list[RunRecord], runs_b: list[RunRecord]) -> tuple[RunReco
 
 def paired_difference(x: Any, ref: Any, isthing: list[bool], n_resamples: int = 1000, seed: int = 0,
                       per_class: bool = False, category_ids: list[int] | None = None) -> dict[str, Any]:
-    """The paired image bootstrap of run ``x`` minus run ``ref`` (:func:`panbench.analysis.paired_bootstrap`)."""
-    return paired_bootstrap(x, ref, isthing, n_resamples=n_resamples, seed=seed, per_class=per_class,
-                            category_ids=category_ids)
+    """The paired image bootstrap of run ``x`` minus run ``ref``: of their sparse rows where both are
+    :class:`SparseRun` (:func:`panbench.analysis.paired.paired_sparse`), else of their dense
+    :class:`RunSums` (:func:`panbench.analysis.paired_bootstrap`); the same numbers either way, on every available
+    core (the resampled sums are exact: the same on any number of threads)."""
+    from panbench.pq.score import available_cores
+
+    pair = paired_sparse if isinstance(x, SparseRun) and isinstance(ref, SparseRun) else paired_bootstrap
+    return pair(x, ref, isthing, n_resamples=n_resamples, seed=seed, per_class=per_class, category_ids=category_ids,
+                threads=available_cores())
 
 
 def sums_at_threshold(a: AnalysisSet, threshold: float, run_fingerprint: str | None = None, name: str = "run"
@@ -89,6 +100,14 @@ def sums_at_threshold(a: AnalysisSet, threshold: float, run_fingerprint: str | N
     tp, iou, fp, fn = (np.asarray(v, np.float64)[0].reshape(n, c)
                        for v in threshold_sums(s, np.array([threshold], np.float64)))
     return RunSums(iou, tp, fp, fn, image_ids=list(a.image_ids), fingerprint=run_fingerprint, name=name)
+
+
+def sparse_at_threshold(a: AnalysisSet, threshold: float, run_fingerprint: str | None = None, name: str = "run"
+                        ) -> SparseRun:
+    """:func:`sums_at_threshold` as a :class:`SparseRun` (its rows: only the cells with a TP, FP or FN; the dense
+    sums made only where the fixed point refuses them)."""
+    return SparseRun(a.n_categories, list(a.image_ids), threshold_rows(a, threshold),
+                     lambda: sums_at_threshold(a, threshold, run_fingerprint, name), run_fingerprint, name)
 
 
 def is_reference(r: RunRecord, reference: str, records: list[RunRecord]) -> bool:
@@ -106,9 +125,11 @@ def pick_reference(group: list[int], records: list[RunRecord], reference: str | 
 
 
 def _load_groups(records: list[RunRecord], results_dir: Path, notes: list[str]
-                 ) -> tuple[dict[int, tuple[Any, Any]], dict[tuple[str | None, int], list[int]]]:
-    """Each record's (AnalysisSet, RunSums) by index and the indices by :func:`pair_key`; a note for a missing file."""
-    loaded: dict[int, tuple[Any, Any]] = {}
+                 ) -> tuple[dict[int, tuple[Any, Any, Any]], dict[tuple[str | None, int], list[int]]]:
+    """Each record's (AnalysisSet without its columns, SparseRun, its file's identity) by index and the indices by
+    :func:`pair_key`; a note for a missing file.  Each run's columns are read, made into its sparse rows and let go
+    before the next's."""
+    loaded: dict[int, tuple[Any, Any, Any]] = {}
     groups: dict[tuple[str | None, int], list[int]] = {}
     for k, r in enumerate(records):
         fp, path = fingerprint(r), analysis_path(results_dir, r)
@@ -119,19 +140,48 @@ def _load_groups(records: list[RunRecord], results_dir: Path, notes: list[str]
         if fp is None or path is None:
             continue
         try:
-            a = AnalysisSet.load(path)
+            a = AnalysisSet.load(path, PAIRED_COLUMNS)
         except PanbenchError as e:  # "PATH: not a panbench per-image analysis file (why); rerun ..."
             note_skipped(str(e) if str(e).startswith(str(path)) else f"{path}: {e}")
             continue
-        loaded[k] = (a, RunSums.from_analysis(a, fingerprint=fp, name=label))
+        sparse = SparseRun.of(a, fp, label, dense=_dense_of(path, fp, label))
+        loaded[k] = (dataclasses.replace(a, cols={}), sparse, _identity(path))
         groups.setdefault(pair_key(r), []).append(k)
     return loaded, groups
 
 
-def _difference(k: int, ref_k: int, records: list[RunRecord], loaded: dict[int, tuple[Any, Any]],
+def _dense_of(path: Path, run_fingerprint: str | None, name: str) -> Callable[[], RunSums]:
+    """The dense sums of the run whose analysis file is ``path``, read again when asked for."""
+    return lambda: RunSums.from_analysis(AnalysisSet.load(path, PAIRED_COLUMNS), fingerprint=run_fingerprint,
+                                         name=name)
+
+
+def _identity(path: Path) -> tuple[Any, ...]:
+    """What tells a file from another and from itself rewritten: its path, inode, size and modification time."""
+    st = path.stat()
+    return str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns
+
+
+BOOTSTRAPS_KEPT = 64  # the paired bootstraps kept by their runs' files (a report reads each pair twice)
+_BOOTSTRAPS: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
+def _bootstrap_once(x: tuple[Any, Any, Any], ref: tuple[Any, Any, Any], isthing: list[bool]) -> dict[str, Any]:
+    """:func:`paired_difference` of the loaded runs ``x`` minus ``ref``, made once per pair of their files (the
+    same files give the same numbers)."""
+    key = (x[2], ref[2], tuple(isthing))
+    if key not in _BOOTSTRAPS:
+        res = paired_difference(x[1], ref[1], isthing)
+        if len(_BOOTSTRAPS) >= BOOTSTRAPS_KEPT:
+            _BOOTSTRAPS.pop(next(iter(_BOOTSTRAPS)))
+        _BOOTSTRAPS[key] = res
+    return copy.deepcopy(_BOOTSTRAPS[key])
+
+
+def _difference(k: int, ref_k: int, records: list[RunRecord], loaded: dict[int, tuple[Any, Any, Any]],
                 notes: list[str]) -> dict[str, Any] | None:
     """Run ``k`` minus the reference run ``ref_k``; None and a note when it cannot be computed."""
-    r, (a, sums) = records[k], loaded[k]
+    r, a = records[k], loaded[k][0]
     label = short_label(r, records)
     isthing = getattr(a, "isthing", None) or isthing_of(r, a.n_categories)  # newer analysis files carry it
     if isthing is None:
@@ -142,7 +192,7 @@ def _difference(k: int, ref_k: int, records: list[RunRecord], loaded: dict[int, 
         notes.append(f"{label}: no paired difference ({why})")
         return None
     try:
-        res = paired_difference(sums, loaded[ref_k][1], isthing)
+        res = _bootstrap_once(loaded[k], loaded[ref_k], isthing)
     except PanbenchError as e:
         notes.append(f"{label}: no paired difference ({e})")
         return None

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from panbench.analyses import ANALYSES
 from panbench.analysis.collect import AnalysisSet
+from panbench.analysis.paired import PAIRED_COLUMNS
 from panbench.analysis.per_image import file_names_of, per_image_columns, ranked
 from panbench.announce import announce
 from panbench.errors import PanbenchError
@@ -407,7 +408,7 @@ def losses(recs: list[RunRecord], results: Path, n: int = N_IMAGES) -> list[tupl
         cols = {}
         for r in runs:
             try:
-                aset = AnalysisSet.load(results / str(r.analysis_file))
+                aset = AnalysisSet.load(results / str(r.analysis_file), PAIRED_COLUMNS)  # what per_image sums
                 cols[id(r)] = per_image_columns(aset, file_names_of(_dataset(r).get("ann_file"), aset.image_ids))
             except PanbenchError as e:  # a damaged analysis file: the run left out of the gallery, said in one line
                 note_skipped(str(e))
