@@ -373,9 +373,9 @@ def load_evaluator(spec: str | type | Any) -> Any:
     if isinstance(spec, str):
         where, _, cls_name = spec.rpartition(":")
         if not where or not cls_name:
-            raise PanbenchError(f"--evaluator {spec}: give module:Class or path/to/file.py:Class")
+            raise PanbenchError(f"evaluator {spec!r}: give module:Class or path/to/file.py:Class")
         if (cls := getattr(_module(spec, where), cls_name, None)) is None:
-            raise PanbenchError(f"--evaluator {spec}: {where} has no {cls_name}; name a class it defines")
+            raise PanbenchError(f"evaluator {spec!r}: {where} has no {cls_name}; name a class it defines")
         spec = cls
     label = spec if isinstance(spec, str) else getattr(spec, "__name__", type(spec).__name__)
     if isinstance(spec, type) and inspect.isabstract(spec):  # an ability's method not defined: it cannot be built
@@ -413,7 +413,7 @@ def _module(spec: str, where: str) -> Any:
     if where.endswith(".py"):
         path = Path(where).expanduser().resolve()
         if not path.is_file():
-            raise PanbenchError(f"--evaluator {spec}: {where} not found; give the path of a Python file")
+            raise PanbenchError(f"evaluator {spec!r}: {where} not found; give the path of a Python file")
         name = "panbench_user_evaluator_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]  # the same in every rank
         if name in sys.modules:
             return sys.modules[name]
@@ -440,7 +440,7 @@ def _import_error(spec: str, what: str, e: BaseException, fails: str, fix: str) 
     """The one line of a user's evaluator module that failed to import, or called ``sys.exit`` as it was imported
     (a script's ``if __name__ == "__main__"`` guard left out, an argument parser run at its top)."""
     if isinstance(e, SystemExit):
-        return PanbenchError(f"--evaluator {spec}: {what} called sys.exit({e.code!r}) while it was imported; keep "
+        return PanbenchError(f"evaluator {spec!r}: {what} called sys.exit({e.code!r}) while it was imported; keep "
                              "what runs as a script under `if __name__ == \"__main__\":`, so that importing it only "
                              "defines the class")
-    return PanbenchError(f"--evaluator {spec}: {what} {fails} ({type(e).__name__}: {e}); {fix}")
+    return PanbenchError(f"evaluator {spec!r}: {what} {fails} ({type(e).__name__}: {e}); {fix}")

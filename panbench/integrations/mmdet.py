@@ -196,14 +196,14 @@ class PanbenchPanopticMetric(BaseMetric):
             if self._coco is not None:
                 scorer = self._coco
                 if self._evaluators:
-                    scorer.reset(self._index)  # one image's part each: mmengine's collect keeps one result per sample
+                    scorer._reset_at(self._index)  # one image's part each: mmengine's collect keeps one result a sample
                 result = scorer.update(sample["img_id"], ids, segments)
             else:
                 gt_ids, gt_segments = self._sample_ground_truth(sample)
                 scorer = self._meta_scorer = self._meta_scorer or PanopticQuality(self.categories(),
                                                                                   evaluators=self._evaluators)
                 if self._evaluators:
-                    scorer.reset(self._index)
+                    scorer._reset_at(self._index)
                 result = scorer.update(ids, segments, gt_ids, gt_segments, image_id=sample["img_id"])
             self.results.append(scorer.part() if self._evaluators else result)
             self._index += 1

@@ -298,9 +298,13 @@ class BasePanopticQuality:
         self.reset()
 
     @_api_words
-    def reset(self, first: int = 0) -> None:
-        """Forget every image (a new evaluation round); the next image's ``ImageData.index`` is ``first`` (the
-        MMEngine metric, which scores each image in a round of its own, numbers them on)."""
+    def reset(self) -> None:
+        """Forget every image (a new evaluation round)."""
+        self._reset_at(0)
+
+    def _reset_at(self, first: int) -> None:
+        """:meth:`reset`, the next image's ``ImageData.index`` ``first``: the MMEngine metric scores each image in a
+        round of its own (its user's evaluators only, no analyses) and numbers them on."""
         self._evaluators = Evaluators.for_run(self.categories, strict=self.strict, analyses=self.analyses,
                                               semantic=False, rules=self.rules,
                                               extra=[fresh_copy(ev) for ev in self._user], first=first)

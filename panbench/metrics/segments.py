@@ -5,6 +5,7 @@ before scoring: each refusal one :class:`~panbench.errors.InputError` naming the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -92,7 +93,7 @@ def _whole(v: Any, key: str, at: str, fix: str) -> None:
     if type(v) is int or type(v) is float and v.is_integer():
         return
     got = f"{type(v).__name__} {v!r}" if isinstance(v, (str, float)) else type(v).__name__
-    if isinstance(v, str) and v.strip().lstrip("-").isdigit():  # the number as text: the fix names the number
+    if isinstance(v, str) and re.fullmatch(r"\s*-?[0-9]+\s*", v):  # the number as text: the fix names the number
         fix = f"pass {key} as the int {int(v)}, not the str {v!r}"
     raise InputError(f"{at}: field '{key}' has the wrong type ({got}, not int); {fix}")
 

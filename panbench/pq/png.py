@@ -67,6 +67,10 @@ def _not_a_file(path: Path, where: str, err: OSError | None = None) -> InputErro
     """The error of a PNG's path at which no regular file is: what is there (:func:`~panbench.pq.paths.path_kind`),
     that nothing is, or that it cannot be read (``err``)."""
     kind = path_kind(path)
+    if err is not None and not isinstance(err, PermissionError) and os.path.isfile(path):  # a file is there: the
+        # open failed for another reason (too many open files, an I/O error)
+        return InputError(f"{where}: PNG {path} cannot be read ({err.strerror or err}); check the file and the "
+                          "machine (open files, disk)")
     if kind is None:
         return InputError(f"{where}: PNG {path} not found; the JSON's file_name must name a file of that folder")
     if isinstance(err, PermissionError) or "cannot be read" in kind:

@@ -252,7 +252,7 @@ def test_two_gloo_ranks_give_a_user_evaluator_every_image_through_mmengines_coll
 
 
 def test_an_evaluator_that_cannot_be_loaded_or_would_see_no_image_is_refused_when_the_metric_is_built(case) -> None:
-    with pytest.raises(InputError, match="--evaluator nowhere.py:Nothing"):
+    with pytest.raises(InputError, match="evaluator .nowhere.py:Nothing."):
         PanbenchPanopticMetric(ann_file=case["ann_file"], seg_prefix=case["seg_dir"], evaluators=["nowhere.py:Nothing"])
     with pytest.raises(InputError, match="format_only=True writes the predictions and scores nothing"):
         PanbenchPanopticMetric(ann_file=case["ann_file"], seg_prefix=case["seg_dir"], format_only=True,

@@ -367,3 +367,16 @@ def test_a_gt_folder_that_is_not_a_folder_is_named_by_what_is_there(coco_sample:
         CocoPanopticQuality(copy)
     assert str(e.value) == (f"{tmp_path / 'gt'}: the ground-truth PNG folder of {copy} (its path without .json) not "
                             "found; pass gt_folder, the folder of its panoptic PNGs")
+
+
+@pytest.mark.parametrize("text", ["--5", "²", "5.0", " -"])
+def test_an_id_of_text_that_is_no_integer_is_refused_in_one_line(text: str) -> None:
+    import numpy as np
+
+    from panbench.errors import InputError
+    from panbench.metrics import PanopticQuality
+
+    m = PanopticQuality([{"id": 1, "name": "a", "isthing": 1}])
+    ids = np.ones((4, 4), np.int64)
+    with pytest.raises(InputError, match=r"pred_segments\[0\]: field 'id' has the wrong type \(str"):
+        m.update(ids, [{"id": text, "category_id": 1}], ids, [{"id": 1, "category_id": 1}])

@@ -340,3 +340,22 @@ def test_a_field_of_the_wrong_type_is_refused_with_the_value_to_write(sample: di
     pred["annotations"][0]["segments_info"][0]["category_id"] = "1"
     code, _, err = _score(capsys, GT_JSON, GT_DIR, _write(tmp_path / "pred.json", pred), GT_DIR)
     assert code == 2 and "field 'category_id' has the wrong type (str, not int); write it as an integer (42, " in err
+
+
+def test_a_png_that_cannot_be_opened_for_the_machines_reason_is_not_named_by_its_content(monkeypatch) -> None:
+    """Too many open files: the PNG is there and is a PNG; the line says it cannot be read, and why."""
+    import errno
+
+    from panbench.pq import png
+
+    def emfile(*args: Any, **kwargs: Any) -> int:
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+    monkeypatch.setattr(png.os, "open", emfile)
+    name = GT_DIR / "000000142238.png"
+    if not name.is_file():
+        pytest.skip("COCO sample not found")
+    with pytest.raises(InputError) as e:
+        png.read_ids(name, "image 142238 (prediction)")
+    assert str(e.value) == (f"image 142238 (prediction): PNG {name} cannot be read (Too many open files); check the "
+                            "file and the machine (open files, disk)")
