@@ -34,8 +34,8 @@ test: setup
 # what tests the machine: the tests marked `system` (the set-up run for real, the wheel in a fresh venv, the notebook
 # in a kernel, sweeps on the one-node Slurm cluster); with `make test`, every test once (docs/testing.md#two-targets).
 # On a worker per core (a file's tests in one worker), but for the files of SERIAL_SYSTEM, which time the commands'
-# output and their Ctrl-C against the machine's load: they run after, alone
-SERIAL_SYSTEM := tests/cli/test_interrupt_system.py tests/cli/test_waits_system.py
+# output, their Ctrl-C and a Slurm job's checkpoint against the machine's load: they run after, alone
+SERIAL_SYSTEM := tests/cli/test_interrupt_system.py tests/cli/test_waits_system.py tests/cluster/test_submit_slurm.py
 test-system: setup
 	$(PY) -m pytest -q -m system -n auto --dist loadfile $(addprefix --ignore=,$(SERIAL_SYSTEM)) tests
 	$(PY) -m pytest -q -m system $(SERIAL_SYSTEM)

@@ -2,7 +2,7 @@
 """Post-processing at COCO's size, per stage, against the floor of reading the mask logits once.
 
 The zoo's R-50 architectures (PanopticFPN, MaskFormer, Mask2Former; their configs as the zoo has them, random
-weights drawn from seed 0: ``random_model``) run on the images of the real COCO sample (640x480 and 640x427,
+weights drawn from seed 0: ``random_model``) run on the images of the real COCO sample (640x427 and 640x360,
 resized to 800x1067 and 800x1199 by the configs' pipelines).  Random weights score every query near 1/134, below
 the release's ``object_mask_thr`` 0.8, so the MaskFormer family keeps every query here
 (``object_mask_thr = iou_thr = 0``: 100 segments compete for each pixel, more than a trained model keeps); the

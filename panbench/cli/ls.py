@@ -68,9 +68,9 @@ def _num(v: float | None, fmt: str = "{:.1f}") -> str:  # a published number, - 
 
 def _rules_of(spec) -> str | None:
     """The rules the model's published numbers were computed under: its own, else its source's; None: unknown."""
-    from panbench.records.io import _rules_of_source
+    from panbench.records.io import rules_of_source
 
-    return spec.published_rules or _rules_of_source(spec.published_source or "")
+    return spec.published_rules or rules_of_source(spec.published_source or "")
 
 
 def _ruled(spec, v: float | None) -> str:

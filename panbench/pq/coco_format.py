@@ -271,7 +271,6 @@ def _field(obj: Any, key: str, where: str, kind: type | tuple[type, ...]) -> Any
 
 _JSON_KINDS = {"int": "an integer (42, not \"42\" or 42.5)", "str": "a string", "list": "a list", "dict": "an object"}
 _FIELD_FIXES = {"isthing": "write 1 (a thing) or 0 (stuff), or true/false",
-                "iscrowd": "write 1 (a crowd region) or 0, or true/false",
                 "segments_info": "write a list of segments, each {\"id\": ..., \"category_id\": ...}"}
 
 

@@ -1,7 +1,7 @@
 """What a path is, named for the one-line error of a reader that finds there something other than what it reads: a
 folder, an empty file, an image of another format or a JSON file (by its first bytes), a symbolic link that loops or
 dangles, a device, a pipe, a socket.  :func:`path_kind` asks the file system, :func:`content_kind` reads a file's
-first bytes; :func:`not_a_folder` is the folders' check.  Standard library only."""
+first bytes; :func:`not_a_folder` is the folders' check.  The standard library and panbench's errors only."""
 
 from __future__ import annotations
 

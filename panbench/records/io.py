@@ -339,7 +339,7 @@ _SOURCE_RULES = (("tue-mps/eomt", "eomt"), ("MMDetection model zoo", "panopticap
                  ("original release", "panopticapi"))
 
 
-def _rules_of_source(source: str) -> str | None:
+def rules_of_source(source: str) -> str | None:
     """The rules of a published number by its source (None: a source panbench does not register)."""
     return next((rule for part, rule in _SOURCE_RULES if part in source), None)
 
@@ -362,7 +362,7 @@ def migrate(raw: dict[str, Any]) -> dict[str, Any]:
         rec["published_source"] = ("MMDetection model zoo" if rec["framework"] == "mmdet"
                                    else "original release (docs/huggingface.md)")
     if "published_rules" not in rec and any(v is not None for v in (rec.get("published") or {}).values()):
-        rec["published_rules"] = _rules_of_source(str(rec.get("published_source")))
+        rec["published_rules"] = rules_of_source(str(rec.get("published_source")))
     if rec["framework"] == "transformers" and "pipeline" not in (rec.get("provenance") or {}):
         # an hf: run from before --pipeline ran transformers' stock pipeline; the published numbers, the originals'
         rec["provenance"] = {**(rec.get("provenance") or {}), "pipeline": "transformers"}
