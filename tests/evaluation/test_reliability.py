@@ -22,7 +22,7 @@ from panbench.package import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 PY = sys.executable
-N = 24  # demo images of each run
+N = 8  # demo images of each run
 
 
 def eval_cmd(results: Path, *extra: str, model: str = "mask2former") -> list[str]:
