@@ -149,3 +149,19 @@ def _eomt_colors(inter: np.ndarray, gt: Segments, pred: Segments, cats: Category
 
 #: each rule's reference (panopticapi's are the PQ sums themselves)
 TABLE_RULES = {"torchmetrics": torchmetrics_sums, "vernier-corrected": vernier_corrected_sums, "eomt": eomt_sums}
+
+
+def vernier_evaluation(imgs: list, cats: list[dict]):
+    """vernier's own corrected-parity evaluation of ``imgs`` (``(gt_ids, gt_segments, pred_ids, pred_segments)``
+    each) over ``cats``; skips the test where vernier is not installed."""
+    import json
+
+    import pytest
+
+    vp = pytest.importorskip("vernier.panoptic")
+    gt = vp.Dataset.from_arrays({i: g.astype(np.uint32) for i, (g, _, _, _) in enumerate(imgs)},
+                                json.dumps({str(i): s for i, (_, s, _, _) in enumerate(imgs)}).encode(),
+                                json.dumps(cats).encode())
+    dt = vp.Predictions.from_arrays({i: p.astype(np.uint32) for i, (_, _, p, _) in enumerate(imgs)},
+                                    json.dumps({str(i): s for i, (_, _, _, s) in enumerate(imgs)}).encode())
+    return vp.Evaluator(parity_mode="corrected").evaluate(gt, dt)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from rule_references import vernier_evaluation
 from rule_sets import CATS, THINGS, VOID_CAT, image_set_fixture, images  # noqa: F401 - the fixture
 
 from panbench import pq_compute
@@ -163,14 +164,8 @@ def test_score_counts_the_rules_from_the_tables_of_its_batch_path_as_every_other
 
 
 def test_the_vernier_corrected_rule_equals_vernier_and_differs_from_panopticapi_on_the_crowd_pair(image_set) -> None:
-    vp = pytest.importorskip("vernier.panoptic")
     name, imgs, cats = image_set
-    gt = vp.Dataset.from_arrays({i: g.astype(np.uint32) for i, (g, _, _, _) in enumerate(imgs)},
-                                json.dumps({str(i): s for i, (_, s, _, _) in enumerate(imgs)}).encode(),
-                                json.dumps(cats).encode())
-    dt = vp.Predictions.from_arrays({i: p.astype(np.uint32) for i, (_, _, p, _) in enumerate(imgs)},
-                                    json.dumps({str(i): s for i, (_, _, _, s) in enumerate(imgs)}).encode())
-    ref = vp.Evaluator(parity_mode="corrected").evaluate(gt, dt)
+    ref = vernier_evaluation(imgs, cats)
     res = _update("vernier-corrected", imgs, cats)
     got = res.rules["vernier-corrected"]
     for cid, c in ref.per_class().items():

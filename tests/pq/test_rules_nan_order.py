@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from rule_references import vernier_evaluation
 from rule_sets import CATS, THINGS, VOID_CAT, crowd_pair, images
 
 from panbench.cli import main
@@ -72,13 +73,7 @@ def torchmetrics_numbers(imgs: list[Image], cats: list[dict]) -> dict[str, float
 
 
 def vernier_numbers(imgs: list[Image], cats: list[dict]) -> dict[str, float]:
-    vp = pytest.importorskip("vernier.panoptic")
-    gt = vp.Dataset.from_arrays({i: g.astype(np.uint32) for i, (g, _, _, _) in enumerate(imgs)},
-                                json.dumps({str(i): s for i, (_, s, _, _) in enumerate(imgs)}).encode(),
-                                json.dumps(cats).encode())
-    dt = vp.Predictions.from_arrays({i: p.astype(np.uint32) for i, (_, _, p, _) in enumerate(imgs)},
-                                    json.dumps({str(i): s for i, (_, _, _, s) in enumerate(imgs)}).encode())
-    ref = vp.Evaluator(parity_mode="corrected").evaluate(gt, dt)
+    ref = vernier_evaluation(imgs, cats)
     return {f"{m}{g}": float(getattr(ref, m.lower() + {"": "", "_th": "_things", "_st": "_stuff"}[g]))
             for g in GROUPS for m in ("PQ", "SQ", "RQ")}
 
