@@ -13,6 +13,21 @@ import pytest
 # (panbench.models.numerics), which in a test process would come after other tests' products
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
+
+def worker_threads() -> int | None:
+    """The threads each pytest-xdist worker (and every process its tests start) runs on: its share of the cores, so
+    that ``-n auto``'s workers do not each start an OpenMP team as wide as the machine and spin against each other
+    (docs/testing.md, "How long"); None outside xdist, or where the environment sets ``OMP_NUM_THREADS`` itself."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
+    if workers < 2 or "OMP_NUM_THREADS" in os.environ:
+        return None
+    return max(1, len(os.sched_getaffinity(0)) // workers)
+
+
+# before torch or numpy starts its thread pool (xdist sets the count before a worker reads this file)
+if (_THREADS := worker_threads()) is not None:
+    os.environ["OMP_NUM_THREADS"] = str(_THREADS)
+
 ROOT = Path(__file__).resolve().parents[1]
 COCO_SAMPLE = Path(
     os.environ.get("PANBENCH_COCO_SAMPLE", ROOT.parent / "shared" / "data" / "coco-panoptic-val2017-sample")
