@@ -117,7 +117,10 @@ def test_setup_keeps_a_torch_installed_beforehand(tmp_path: Path) -> None:
         shutil.copy2(REPO_ROOT / name, repo / name)
     for name in ("scripts", "panbench"):
         shutil.copytree(REPO_ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
-    env = {**os.environ, "PYTHON": str(python), "PANBENCH_CACHE": str(tmp_path / "cache")}
+    # as on the machines it stands for (Colab, a CUDA image, conda), Python writes bytecode: the step compiling it
+    # where PYTHONDONTWRITEBYTECODE is set (every command's imports, then their compile) is test_setup_stack.py's
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(PYTHON=str(python), PANBENCH_CACHE=str(tmp_path / "cache"))
     r = subprocess.run(["bash", str(repo / "scripts" / "setup.sh")], capture_output=True, text=True, env=env,
                        timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

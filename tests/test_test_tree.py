@@ -96,6 +96,17 @@ def selects(expression: str, marks: list[str]) -> bool:
     return Expression.compile(expression).evaluate(lambda name, **kwargs: name in marks)
 
 
+def test_make_test_system_runs_its_timed_files_alone_after_the_others_on_workers() -> None:
+    """``make test-system``'s two steps: every system test but those of ``SERIAL_SYSTEM`` on pytest-xdist's workers,
+    then those files alone (they time output and Ctrl-C against the load): together every system test once."""
+    text = (ROOT / "Makefile").read_text()
+    files = re.search(r"^SERIAL_SYSTEM := (.+)$", text, re.M)[1].split()
+    assert files and all((ROOT / f).is_file() for f in files)
+    recipe = re.search(r"^test-system: setup\n((?:\t.*\n)+)", text, re.M)[1].splitlines()
+    assert recipe == ['\t$(PY) -m pytest -q -m system -n auto --dist loadfile $(addprefix --ignore=,$(SERIAL_SYSTEM)) '
+                      'tests', '\t$(PY) -m pytest -q -m system $(SERIAL_SYSTEM)']
+
+
 @pytest.mark.slow
 def test_make_test_and_make_test_system_together_run_every_test_once(collected) -> None:
     targets = make_targets()

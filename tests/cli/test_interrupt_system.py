@@ -28,7 +28,7 @@ pytestmark = pytest.mark.system
 LIMIT_S = 5.0  # from the SIGINT to the last process of the group gone, on an idle machine
 LOAD_FACTOR_MAX = 1.5  # a busy machine's extra time, at most
 START_S = 0.5  # the earliest interrupt: before it, Python's own start-up (site, its .pth files) may still run
-EVAL_INTERRUPTS = 20
+EVAL_INTERRUPTS = 12  # at seeded times over the run's phases, from start-up to the records' writing
 PQ_FIELDS = ("PQ", "SQ", "RQ", "PQ_th", "SQ_th", "RQ_th", "PQ_st", "SQ_st", "RQ_st")
 
 
