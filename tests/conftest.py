@@ -113,6 +113,35 @@ def figures(monkeypatch) -> Any:
         plt().close(fig)
 
 
+def write_figures_blank(monkeypatch: pytest.MonkeyPatch, in_full: Any = lambda path: False) -> None:
+    """Each figure a plot function makes written as a blank inch at 10 dpi by the real ``write_figure`` (its name,
+    format, file and manifest as drawn), not fitted and rendered at full size; those whose path ``in_full`` picks
+    are saved as drawn. For the tests of folders, links and notes, which read no figure's content (the figures'
+    own tests do)."""
+    from panbench.reporting import plot_parts
+    from panbench.reporting.figure_style import plt
+
+    save, write = plot_parts.save, plot_parts.write_figure
+
+    def blank(fig: Any, path: Path, dpi: int = 100) -> Path:
+        if in_full(path):
+            return save(fig, path, dpi)
+        plt().close(fig)
+        small = plt().figure(figsize=(1, 1))
+        try:
+            return write(small, path, 10)
+        finally:
+            plt().close(small)
+
+    monkeypatch.setattr(plot_parts, "save", blank)
+
+
+@pytest.fixture
+def blank_figures(monkeypatch) -> None:
+    """:func:`write_figures_blank` for the test."""
+    write_figures_blank(monkeypatch)
+
+
 # `make test-vision` sets it: there a test marked `torchvision` that skips is a failure (the tier exists to run them)
 VISION_TIER = os.environ.get("PANBENCH_VISION_TIER") == "1"
 

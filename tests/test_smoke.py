@@ -26,13 +26,15 @@ def test_smoke_demo_model(tmp_path) -> None:
 def test_smoke_zoo_architecture_on_the_coco_sample_subset(request, coco_sample, tmp_path) -> None:
     """PanopticFPN R-50, the cheapest of the three zoo architectures at COCO's size (each of them runs the zoo's path
     on COCO images in tests/evaluation/test_eval_coco_sample.py), with its zoo-style checkpoint, on the COCO sample
-    through the committed subset file."""
+    through the committed subset file; without eval's FLOPs pass (a third full-size forward, checked at COCO's size
+    in test_eval_coco_sample.py)."""
     ckpt = zoo_checkpoint(request, "panoptic-fpn")
     subset = REPO_ROOT / "data" / "subsets" / "coco_sample.txt"
     assert main(["eval", "--model", "panoptic-fpn", "--data-root", str(coco_sample), "--subset", str(subset),
-                 "--checkpoint", str(ckpt), "--results", str(tmp_path), "--no-progress", "--workers", "0"]) == 0
+                 "--checkpoint", str(ckpt), "--results", str(tmp_path), "--no-progress", "--workers", "0",
+                 "--flops-images", "0"]) == 0
     rec = json.loads(next((tmp_path / "runs").glob("*.json")).read_text())
-    assert rec["provenance"]["dataset"]["image_ids"] == [142238, 439180]
+    assert rec["provenance"]["dataset"]["image_ids"] == [142238, 439180] and rec["flops"] is None
 
 
 def test_subset_files_are_well_formed() -> None:

@@ -3,8 +3,13 @@ refusal rules, schema-1 records, and the run `table` shows."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import io
 import json
+import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -24,17 +29,41 @@ from panbench.records.io import load_records
 from panbench.records.schema import ANALYSIS_FIELDS
 
 
-@pytest.fixture
-def files(tmp_path: Path) -> dict[str, Path]:
-    return _write(tmp_path)
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    """The generated ground truth and two systems' predictions, written once (no test writes to them)."""
+    return _write(tmp_path_factory.mktemp("files"))
+
+
+class _Stdout:
+    """capsys's ``readouterr`` for a module-scoped fixture (which cannot take capsys): what ``main`` printed."""
+
+    def __init__(self) -> None:
+        self.buffer = io.StringIO()
+
+    def readouterr(self) -> SimpleNamespace:
+        out, self.buffer = self.buffer.getvalue(), io.StringIO()
+        return SimpleNamespace(out=out, err="")
+
+
+@pytest.fixture(scope="module")
+def scored_once(files, tmp_path_factory) -> dict:
+    """sys-a's and sys-b's `score --name` runs, scored once for the module; each test gets a copy (two_runs)."""
+    results, out = tmp_path_factory.mktemp("scored") / "res", _Stdout()
+    with contextlib.redirect_stdout(out.buffer):
+        a = _name(files, out, results, "sys-a", 0)["rec"]
+    with contextlib.redirect_stdout(out.buffer):
+        b = _name(files, out, results, "sys-b", 1)["rec"]
+    return {"results": results, "a": a, "b": b}
 
 
 @pytest.fixture
-def two_runs(files, tmp_path, capsys) -> dict:
+def two_runs(scored_once, files, tmp_path) -> dict:
+    """The two runs in a results folder of the test's own (a copy: tests edit its records and add runs to it)."""
     results = tmp_path / "res"
-    a = _name(files, capsys, results, "sys-a", 0)["rec"]
-    b = _name(files, capsys, results, "sys-b", 1)["rec"]
-    return {"results": results, "a": a, "b": b, "files": files}
+    shutil.copytree(scored_once["results"], results)
+    return {"results": results, "a": copy.deepcopy(scored_once["a"]), "b": copy.deepcopy(scored_once["b"]),
+            "files": files}
 
 
 def compare(capsys, results: Path, *args: str) -> tuple[int, str, str]:
@@ -236,7 +265,8 @@ def test_an_eval_record_pairs_with_the_score_name_record_of_its_saved_prediction
     make_split(root, "val2017", 10, seed=7)  # MIN_IMAGES: fewer images get no interval
     monkeypatch.chdir(tmp_path)
     assert main(["eval", "--model", "demo-mask2former", "--dataset", "demo", "--data-root", "demo", "--results",
-                 str(res), "--workers", "0", "--no-progress", "--save-predictions", str(out)]) == 0
+                 str(res), "--workers", "0", "--no-progress", "--flops-images", "0",  # no GFLOPs pass: none read here
+                 "--save-predictions", str(out)]) == 0
     ann, name = root / "annotations", results_name("panoptic_val2017", "demo-mask2former")
     assert main(["score", "--gt-json", str(ann / "panoptic_val2017.json"), "--gt-dir", str(ann / "panoptic_val2017"),
                  "--pred-json", str(out / f"{name}.json"), "--pred-dir", str(out / name), "--name", "saved",
@@ -332,7 +362,8 @@ def demo_ablation(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("demo_ablation")
     root, res, preds = tmp / "demo", tmp / "res", tmp / "preds"
     make_split(root, "val2017", 12, seed=0)
-    common = ["--dataset", "demo", "--data-root", str(root), "--results", str(res), "--workers", "0", "--no-progress"]
+    common = ["--dataset", "demo", "--data-root", str(root), "--results", str(res), "--workers", "0", "--no-progress",
+              "--flops-images", "0"]  # no GFLOPs pass: compare and table --ci read none
     assert main(["eval", "--model", "demo-maskformer", *common, "--save-predictions", str(preds)]) == 0
     assert main(["eval", "--model", "demo-mask2former", *common]) == 0
     assert main(["eval", "--model", "demo-mask2former", *common, "--cfg-options", *ABLATION]) == 0

@@ -32,7 +32,8 @@ def test_unbalanced_brackets_are_one_line_exit_2(value, tmp_path, capsys) -> Non
 
 
 def test_an_override_changes_the_results_the_record_and_the_cache_key(demo_root, tmp_path, capsys) -> None:
-    res, two = tmp_path / "res", ("--limit", "2")  # two images show the change of segments
+    # two images show the change of segments; no FLOPs pass (a pass of its own after the scoring): not checked here
+    res, two = tmp_path / "res", ("--limit", "2", "--flops-images", "0")
     plain = eval_demo_record(demo_root, res, *two)
     capsys.readouterr()
     strict = eval_demo_record(demo_root, res, *two, "--cfg-options", "model.test_cfg.object_mask_thr=0.99")

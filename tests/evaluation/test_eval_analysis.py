@@ -33,7 +33,7 @@ IMAGE_COUNT = f"{REPO_ROOT / 'examples' / 'evaluators' / 'image_count.py'}:Image
 def eval_args(demo_root: Path, results: Path, *extra: str) -> list[str]:
     return ["eval", "--model", "mask2former", "--dataset", "demo", "--data-root", str(demo_root), "--results",
             str(results), "--workers", "0", "--no-progress", "--device", "cpu", "--limit", str(LIMIT), "--boundary",
-            "--evaluator", IMAGE_COUNT, *extra]
+            "--evaluator", IMAGE_COUNT, "--flops-images", "0", *extra]  # FLOPs: not compared here
 
 
 def run(args: list[str], torchrun: bool = False) -> subprocess.CompletedProcess:

@@ -20,6 +20,7 @@ from panbench.pq.score import score_files
 
 MODEL = "demo-mask2former"
 NAME = results_name("panoptic_val2017", MODEL)
+NO_FLOPS = ("--flops-images", "0")  # eval's FLOPs pass, a pass of its own after the scoring: not what is checked here
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def root(tmp_path_factory) -> Path:
 
 def _eval(root: Path, results: Path, out: Path | None, *extra: str) -> dict:
     args = ["eval", "--model", MODEL, "--dataset", "demo", "--data-root", str(root), "--results", str(results),
-            "--workers", "0", "--no-progress", *extra]
+            "--workers", "0", "--no-progress", *NO_FLOPS, *extra]
     if out is not None:
         args += ["--save-predictions", str(out)]
     assert main(args) == 0
@@ -102,7 +103,7 @@ def test_predictions_of_another_run_are_refused_or_replaced(root, tmp_path, caps
     out = tmp_path / "preds"
     _eval(root, tmp_path / "res", out, "--limit", "2", "--cpu-procs", "1")
     args = ["eval", "--model", MODEL, "--dataset", "demo", "--data-root", str(root), "--results",
-            str(tmp_path / "res"), "--workers", "0", "--no-progress", "--save-predictions", str(out)]
+            str(tmp_path / "res"), "--workers", "0", "--no-progress", "--save-predictions", str(out), *NO_FLOPS]
     assert main(args) == 2  # another image set: another run
     err = capsys.readouterr().err
     assert "of another run" in err and "--no-resume" in err and err.count("\n") == 1
@@ -116,7 +117,7 @@ def test_a_json_that_cannot_be_written_does_not_lose_the_record(root, tmp_path, 
     out, res = tmp_path / "preds", tmp_path / "res"
     (out / f"{NAME}.json").mkdir(parents=True)
     args = ["eval", "--model", MODEL, "--dataset", "demo", "--data-root", str(root), "--results", str(res),
-            "--workers", "0", "--no-progress", "--cpu-procs", "1", "--save-predictions", str(out)]
+            "--workers", "0", "--no-progress", "--cpu-procs", "1", "--save-predictions", str(out), *NO_FLOPS]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the scores are in" in err
@@ -136,7 +137,7 @@ def test_torchrun_ranks_write_one_json(root, tmp_path) -> None:
 
     out = tmp_path / "preds"
     args = ["--model", MODEL, "--dataset", "demo", "--data-root", str(root), "--device", "cpu", "--workers", "0",
-            "--no-progress", "--save-predictions", str(out)]
+            "--no-progress", "--save-predictions", str(out), *NO_FLOPS]
     r0, r1 = two_nodes([[*args, "--results", str(tmp_path / "n0")], [*args, "--results", str(tmp_path / "n1")]])
     assert r0.returncode == 0 and r1.returncode == 0, r0.stderr[-2000:] + r1.stderr[-2000:]
     rec = json.loads(sorted((tmp_path / "n0" / "runs").glob("*.json"))[-1].read_text())
@@ -152,7 +153,7 @@ def test_torchrun_json_that_cannot_be_written_keeps_the_record_and_stops_both_ra
     out = tmp_path / "preds"
     (out / f"{NAME}.json").mkdir(parents=True)  # rank 0 cannot write the JSON at the end
     args = ["--model", MODEL, "--dataset", "demo", "--data-root", str(root), "--device", "cpu", "--workers", "0",
-            "--no-progress", "--save-predictions", str(out)]
+            "--no-progress", "--save-predictions", str(out), *NO_FLOPS]
     r0, r1 = two_nodes([[*args, "--results", str(tmp_path / "n0")], [*args, "--results", str(tmp_path / "n1")]])
     for r in (r0, r1):
         lines = r.stderr.strip().splitlines()

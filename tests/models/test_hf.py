@@ -168,7 +168,9 @@ def test_batch_amp_and_mask_wise_postprocess(demo_root, tmp_path) -> None:
 
 
 def test_viz_draws_an_hf_model_beside_a_demo_model(demo_root, tmp_path) -> None:
-    d = hf_tiny.build("mask2former", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "m")
+    """An EoMT: viz runs an hf: model's default pipeline (the original's), which for EoMT is its processor's 64 px
+    square; a Mask2Former's would be detectron2's 800 px short side, seconds per forward, and no part of drawing."""
+    d = hf_tiny.build("eomt", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "m")
     image_id = load_dataset(demo_root, name="demo").image_ids[0]
     out = tmp_path / "viz.png"
     assert main(["viz", "--model", f"hf:{d}", "--model", "demo-mask2former", "--image", str(image_id), "--dataset",
@@ -200,7 +202,10 @@ def test_refusals_are_one_line(demo_root, tmp_path, capsys, monkeypatch) -> None
 
 
 def test_an_unregistered_hf_model_follows_the_dataset_of_the_others(demo_root, tmp_path, monkeypatch) -> None:
-    d = hf_tiny.build("mask2former", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "m")
+    """An EoMT: a list runs an hf: model on its default pipeline (the original's; --pipeline is refused beside an
+    mmdet model), for EoMT its processor's 64 px square, for a Mask2Former detectron2's 800 px short side, which
+    the dataset a run follows does not depend on."""
+    d = hf_tiny.build("eomt", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "m")
     monkeypatch.chdir(REPO_ROOT)  # the default --data-root data/demo is relative
     for k, models in enumerate([f"hf:{d},demo-mask2former", f"demo-mask2former,hf:{d}"]):
         assert main(["eval", "--model", models, "--results", str(tmp_path / f"r{k}"), "--limit", "2", "--workers",

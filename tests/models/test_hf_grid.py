@@ -21,7 +21,10 @@ from helpers import assert_same_as_separate_run  # noqa: E402
 
 from panbench.cli import main  # noqa: E402
 
-LIMIT = "6"
+LIMIT = "6"  # the demo images batch by shape: the first 6 make 3 whole batches of 2
+# the runs on the original's input (no --pipeline transformers: detectron2's 800 px short side, seconds per forward):
+# 4 images, two in each of two forked processes, on which the settings' segments still differ (asserted)
+FEW = "4"
 KIND = "mask2former"
 
 
@@ -34,13 +37,15 @@ def tiny(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return hf_tiny.build(KIND, names, tmp_path_factory.mktemp("hf") / KIND)
 
 
-def _eval(demo_root: Path, model: Path, results: Path, preds: Path | None, *extra: str) -> list[str]:
+def _eval(demo_root: Path, model: Path, results: Path, preds: Path | None, *extra: str,
+          limit: str = LIMIT) -> list[str]:
     save = ["--save-predictions", str(preds)] if preds is not None else []
     return ["eval", "--model", f"hf:{model}", "--dataset", "demo", "--data-root", str(demo_root), "--device", "cpu",
-            "--results", str(results), *save, "--limit", LIMIT, "--workers", "0", "--no-progress", *extra]
+            "--results", str(results), *save, "--limit", limit, "--workers", "0", "--no-progress", *extra]
 
 
-def _check_equal_to_separate_runs(demo_root: Path, model: Path, grid: Path, tmp: Path, *extra: str) -> list[Any]:
+def _check_equal_to_separate_runs(demo_root: Path, model: Path, grid: Path, tmp: Path, *extra: str,
+                                  limit: str = LIMIT) -> list[Any]:
     """Each setting of the grid under ``grid`` (results, predictions beside) against a separate run of it in one
     process (``--cfg-options``); returns each setting's saved segments, in the grid's order."""
     doc = json.loads(next((grid / "res" / "grids").glob("*.json")).read_text())
@@ -48,8 +53,9 @@ def _check_equal_to_separate_runs(demo_root: Path, model: Path, grid: Path, tmp:
     for k, st in enumerate(doc["settings"]):
         res, preds = tmp / f"s{k}" / "res", tmp / f"s{k}" / "pred"
         cfg = [f"{key}={v}" for key, v in st["values"].items()]
-        assert main(_eval(demo_root, model, res, preds, "--cpu-procs", "1", *extra, "--cfg-options", *cfg)) == 0
-        a, _ = assert_same_as_separate_run(grid / "res", st, grid / "pred", res, preds, int(LIMIT))
+        assert main(_eval(demo_root, model, res, preds, "--cpu-procs", "1", *extra, "--cfg-options", *cfg,
+                          limit=limit)) == 0
+        a, _ = assert_same_as_separate_run(grid / "res", st, grid / "pred", res, preds, int(limit))
         # the setting's values reach the record: its config text (and hash) and its --cfg-options
         config = json.loads(a["provenance"]["config"])
         post = {k: v for k, v in st["values"].items() if k != "pipeline"}
@@ -85,10 +91,10 @@ def test_a_mask_threshold_grid_in_forked_processes_equals_separate_cfg_options_r
     """mask_threshold (2 settings) in two forked processes, each setting against a run of its own in one."""
     grid = tmp_path / "grid"
     assert main(_eval(demo_root, tiny, grid / "res", grid / "pred", "--cpu-procs", "2",
-                      "--grid", "mask_threshold=0.2,0.5")) == 0
+                      "--grid", "mask_threshold=0.2,0.5", limit=FEW)) == 0
     rec = json.loads(next((grid / "res" / "runs").glob("*.json")).read_text())
     assert rec["timings"]["cpu_procs"] == 2
-    segments = _check_equal_to_separate_runs(demo_root, tiny, grid, tmp_path)
+    segments = _check_equal_to_separate_runs(demo_root, tiny, grid, tmp_path, limit=FEW)
     assert len(segments) == 2 and segments[0] != segments[1]
 
 
@@ -166,8 +172,8 @@ def test_a_grid_over_the_pipelines_steps_equals_separate_pipeline_runs(demo_root
     line."""
     grid = tmp_path / "grid"
     assert main(_eval(demo_root, tiny, grid / "res", grid / "pred", "--cpu-procs", "1",
-                      "--grid", "pipeline=original,original-masks,original-input")) == 0
-    segments = _check_equal_to_separate_runs(demo_root, tiny, grid, tmp_path)
+                      "--grid", "pipeline=original,original-masks,original-input", limit=FEW)) == 0
+    segments = _check_equal_to_separate_runs(demo_root, tiny, grid, tmp_path, limit=FEW)
     assert len(segments) == 3 and segments[0] != segments[2]
     rc = main(_eval(demo_root, tiny, tmp_path / "r", None, "--grid", "pipeline=original,transformers"))
     assert rc == 2

@@ -96,7 +96,7 @@ def test_by_size_bars(results, tmp_path) -> None:
 
 
 def test_plot_and_report_draw_one_folder_per_image_set_skip_in_one_line_and_group_as_the_table(
-        results, tmp_path, monkeypatch, capsys) -> None:
+        results, blank_figures, tmp_path, monkeypatch, capsys) -> None:
     """`plot` draws in RESULTS/plots/<dataset>/, `report` in RESULTS/report_files/<dataset>/; a plot no record has
     the data for is skipped with a note (the coco fixture record is schema 1: no analyses).  A 3-image run of the
     same dataset beside the 10-image runs: the table ranks it apart, and so do the plots and the gallery: one folder
@@ -157,7 +157,8 @@ def test_an_interval_end_past_its_point_by_rounding_draws(results, tmp_path) -> 
     assert path.is_file()
 
 
-def test_a_failing_plot_costs_neither_the_others_nor_the_report(results, tmp_path, monkeypatch, capsys) -> None:
+def test_a_failing_plot_costs_neither_the_others_nor_the_report(results, blank_figures, tmp_path, monkeypatch,
+                                                                capsys) -> None:
     """`plot` with one plot function broken exits 1, the others drawn and the failure told in one line (the paths and
     notes of its make_plots call); the report is written all the same."""
     from panbench.reporting.report import write_report

@@ -91,7 +91,8 @@ def test_each_format_keeps_its_text_and_its_files_and_the_report_links_its_pdf(t
                                                          for s in ("pdf", "png"))}  # the PNGs the page shows too
 
 
-def test_the_table_s_leading_image_set_keeps_the_dataset_folder_and_stale_figures_go(tmp_path, capsys) -> None:
+def test_the_table_s_leading_image_set_keeps_the_dataset_folder_and_stale_figures_go(
+        blank_figures, tmp_path, capsys) -> None:
     """The issue's case: `plot` of the full set, then a `--limit` run (another image set) appears: plots/demo/ keeps
     the set the table leads with, the other goes to demo-<fingerprint>/, and a figure panbench wrote in demo/ and no
     longer draws (here: the latest run of the model has no measured speed) is removed; the user's own file stays.
@@ -148,8 +149,8 @@ def test_viz_refuses_an_out_file_of_another_format(out, fmt) -> None:
         out_format(out, fmt)
 
 
-
-def test_runs_without_a_fingerprint_beside_a_leading_image_set_get_a_folder_of_their_own(tmp_path) -> None:
+def test_runs_without_a_fingerprint_beside_a_leading_image_set_get_a_folder_of_their_own(
+        blank_figures, tmp_path) -> None:
     """A record from before the fingerprint (its image set is the dataset's name alone) beside a run on a
     fingerprinted set that the table leads with: each set its own folder, neither drawn over the other."""
     res = tmp_path / "res"
@@ -206,7 +207,8 @@ def test_a_figure_keeps_the_name_it_was_given_when_its_suffix_is_the_format_s(tm
     assert [p.name for p in tmp_path.iterdir()] == ["A.SVG"]
 
 
-def test_the_folder_of_a_dataset_whose_runs_are_all_gone_goes_with_panbench_s_files(tmp_path, capsys) -> None:
+def test_the_folder_of_a_dataset_whose_runs_are_all_gone_goes_with_panbench_s_files(
+        blank_figures, tmp_path, capsys) -> None:
     """Every run of a dataset removed: its folder is an image set without runs, as a `--limit` set's is; the
     robustness folder (no dataset in its manifest) stays."""
     res = tmp_path / "res"
@@ -222,8 +224,8 @@ def test_the_folder_of_a_dataset_whose_runs_are_all_gone_goes_with_panbench_s_fi
     assert "other: removed the 3 figure(s) panbench wrote there" in capsys.readouterr().out
 
 
-def test_plot_draws_the_clean_runs_and_leaves_a_sweep_s_corrupted_runs_to_the_robustness_figures(tmp_path,
-                                                                                                  capsys) -> None:
+def test_plot_draws_the_clean_runs_and_leaves_a_sweep_s_corrupted_runs_to_the_robustness_figures(
+        blank_figures, tmp_path, capsys) -> None:
     """A corrupted run is no dataset of its own: `plot` draws no folder per corruption cell, says in one line where
     those runs are drawn, and empties the folder an earlier panbench drew for one."""
     res = tmp_path / "res"
@@ -243,7 +245,7 @@ def test_plot_draws_the_clean_runs_and_leaves_a_sweep_s_corrupted_runs_to_the_ro
 
 
 @pytest.mark.parametrize("out", [None, "elsewhere/page.html"])
-def test_the_report_links_a_viz_pdf_it_cannot_show(tmp_path, out) -> None:
+def test_the_report_links_a_viz_pdf_it_cannot_show(blank_figures, tmp_path, out) -> None:
     """`viz --figure-format pdf` wrote `a #1.pdf`: the report links it (beside the results, by a relative link; written
     elsewhere, by the file's address); b's PNG is shown and b.pdf, its twin, not linked again."""
     res = tmp_path / "res"
@@ -303,7 +305,7 @@ def test_a_failed_atomic_write_names_the_file_not_its_temporary_one(tmp_path, mo
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_figure_the_user_overwrote_is_kept_when_panbench_no_longer_draws_it(tmp_path, capsys) -> None:
+def test_a_figure_the_user_overwrote_is_kept_when_panbench_no_longer_draws_it(blank_figures, tmp_path, capsys) -> None:
     """The manifest keeps what each figure held when panbench wrote it: a file of that name holding something else
     now (the user's own image saved over it) is the user's, and stays when its plot is no longer drawn."""
     res = tmp_path / "res"

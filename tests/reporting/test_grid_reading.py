@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import write_figures_blank
 from PIL import Image
 from test_figures_read_back import lines_outside, low_contrast
 
@@ -40,11 +41,12 @@ def grid(demo_root, tmp_path_factory) -> tuple[Path, dict[str, Any]]:
 
 
 def _eval_grid(demo_root: Path, res: Path, *grid: str) -> dict[str, Any]:
-    """One ``eval --grid`` of the demo model on 20 demo images into ``res``; its summary."""
+    """One ``eval --grid`` of the demo model on 20 demo images into ``res`` (no AP, no GFLOPs pass: no reading
+    command's grid reads either); its summary."""
     before = set((res / "grids").glob("*.json"))
     assert main(["eval", "--model", MODEL, "--dataset", "demo", "--data-root", str(demo_root), "--results", str(res),
                  "--limit", "20", "--workers", "0", "--cpu-procs", "1", "--no-progress", "--no-ap",
-                 *(w for g in grid for w in ("--grid", g))]) == 0
+                 "--flops-images", "0", *(w for g in grid for w in ("--grid", g))]) == 0
     (summary,) = set((res / "grids").glob("*.json")) - before
     return json.loads(summary.read_text())
 
@@ -258,8 +260,10 @@ def test_the_grid_figure_stacks_its_panels_in_a_single_column(figures) -> None:
     assert figures["single"].get_figwidth() == WIDTHS["single"]
 
 
-def test_plot_writes_the_grid_figure_beside_the_others_at_the_width_asked(grid, tmp_path, capsys) -> None:
+def test_plot_writes_the_grid_figure_beside_the_others_at_the_width_asked(grid, tmp_path, monkeypatch,
+                                                                           capsys) -> None:
     res, _ = grid
+    write_figures_blank(monkeypatch, lambda path: path.name.startswith("grid_"))  # the others' files written, blank
     assert main(["plot", "--results", str(res), "--dpi", "80"]) == 0
     written = [Path(p) for p in capsys.readouterr().out.split() if p.endswith(".png")]
     (path,) = [p for p in written if p.name.startswith("grid_")]
@@ -267,8 +271,9 @@ def test_plot_writes_the_grid_figure_beside_the_others_at_the_width_asked(grid, 
     assert Image.open(path).width / 80 == WIDTHS["double"]
 
 
-def test_report_has_a_grids_section_with_its_settings_marked_and_the_note(grid, tmp_path) -> None:
+def test_report_has_a_grids_section_with_its_settings_marked_and_the_note(grid, tmp_path, monkeypatch) -> None:
     res, doc = grid
+    write_figures_blank(monkeypatch, lambda path: path.name.startswith("grid_"))  # the other figures shown, blank
     assert main(["report", "--results", str(res), "--out", str(tmp_path / "r.html")]) == 0
     page = (tmp_path / "r.html").read_text()
     section = page[page.index("<h3>grids</h3>"):page.index("<h3>details</h3>")]

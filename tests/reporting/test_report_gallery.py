@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import write_figures_blank
 
 from panbench.cli import main
 from panbench.records.io import load_records
@@ -20,13 +21,22 @@ LIMIT = 4
 
 @pytest.fixture(scope="module")
 def two_runs(demo_root, tmp_path_factory) -> Path:
+    """Two demo models' runs on the first LIMIT images, their predictions saved (no AP, no GFLOPs pass: the gallery
+    reads neither)."""
     results = tmp_path_factory.mktemp("gallery")
     for model in ("mask2former", "panoptic-fpn"):
         assert main(["eval", "--model", model, "--dataset", "demo", "--data-root", str(demo_root), "--results",
                      str(results), "--workers", "0", "--cpu-procs", "1", "--no-progress", "--device", "cpu",
-                     "--limit", str(LIMIT), "--no-resume", "--no-ap", "--save-predictions",
+                     "--limit", str(LIMIT), "--no-resume", "--no-ap", "--flops-images", "0", "--save-predictions",
                      str(results / "pred")]) == 0
     return results
+
+
+@pytest.fixture(autouse=True)
+def blank_plots(monkeypatch) -> None:
+    """The page's plots (read by no test here: the gallery's overlays are viz's own, drawn in full) written as a blank
+    inch at 10 dpi by the real write_figure, not fitted and rendered at full size."""
+    write_figures_blank(monkeypatch)
 
 
 def _gallery(page: str) -> str:

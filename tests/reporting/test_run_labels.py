@@ -46,8 +46,12 @@ def results(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module", params=["single", "double"])
 def figures(request, results) -> Any:
-    """`panbench plot --figure-width WIDTH`'s figures of the runs, as they would be written, by file name."""
+    """`panbench plot --figure-width WIDTH`'s figures of the runs, as they would be written, by file name: the three
+    of FIGURES, the ones that name several runs; plot's other figures (the PQ bars, per-class PQ, PQ by size and
+    the score threshold's, read by no test here) are not drawn, each figure being drawn on its own."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from panbench.reporting import analysis_plots, plots
 
     figs: dict[str, Any] = {}
 
@@ -55,8 +59,15 @@ def figures(request, results) -> Any:
         figs[path.name] = fig
         return path
 
+    def undrawn(records: Any, out: Path, *args: Any) -> Path:
+        return out / "undrawn.png"
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(plot_parts, "write_figure", keep)
+        for name in ("pq_bars", "per_class_differences"):
+            mp.setattr(plots, name, undrawn)
+        mp.setattr(plots, "PLOTS", [(key, name, fn if name in FIGURES else undrawn)
+                                    for key, name, fn in analysis_plots.PLOTS])
         assert main(["plot", "--results", str(results), "--figure-width", request.param]) == 0
     for fig in figs.values():  # saving closed them: a canvas to measure on again
         FigureCanvasAgg(fig).draw()
