@@ -74,7 +74,7 @@ def test_the_cpu_smoke_run_prints_a_row_per_model_the_pq_check_and_the_json(tmp_
     for needed in ("mmdet", "mmengine", "transformers"):
         pytest.importorskip(needed)
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--images", "2", "--models",
+    r = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--images", "4", "--models",
                         "mask2former,eomt_s", "--batch-sizes", "1", "--precisions", "fp32", "--compile", "off",
                         "--out", str(out)], capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
