@@ -24,12 +24,9 @@ demo: setup
 	$(PANBENCH) eval --model all --dataset demo
 
 # what a change to the package can break: every test not marked `system`, on a worker per core (pytest-xdist, a file's
-# tests in one worker): the library's tests (scoring, the analyses, tables and figures) first, then the others (their
-# evals, forked processes and ranks), a worker each still (docs/testing.md, "How long")
-PARALLEL := tests/pq tests/analysis tests/reporting
+# tests in one worker; each worker's threads: tests/conftest.py), in one step (docs/testing.md, "How long")
 test: setup
-	$(PY) -m pytest -q -m "not system" -n auto --dist loadfile $(PARALLEL)
-	$(PY) -m pytest -q -m "not system" -n auto --dist loadfile $(addprefix --ignore=,$(PARALLEL)) tests
+	$(PY) -m pytest -q -m "not system" -n auto --dist loadfile tests
 
 # what tests the machine: the tests marked `system` (the set-up run for real, the wheel in a fresh venv, the notebook
 # in a kernel, sweeps on the one-node Slurm cluster); with `make test`, every test once (docs/testing.md#two-targets).

@@ -77,16 +77,12 @@ def make_targets() -> dict[str, str]:
                         re.M)}
 
 
-def test_make_test_runs_its_parallel_folders_on_workers_and_the_rest_after_them() -> None:
-    """``make test``'s two steps, each on pytest-xdist's workers: the folders of ``PARALLEL``, then every other folder
-    (the same ``-m`` expression both times): together every test of ``make test`` once."""
+def test_make_test_runs_every_test_of_its_own_on_workers_in_one_step() -> None:
+    """``make test``: one pytest over tests/ on pytest-xdist's workers, a file's tests in one worker (two steps, each
+    starting workers and ending on a tail, took longer: docs/testing.md, "How long")."""
     text = (ROOT / "Makefile").read_text()
-    folders = re.search(r"^PARALLEL := (.+)$", text, re.M)[1].split()
-    assert folders and all((ROOT / f).is_dir() for f in folders)
     recipe = re.search(r"^test: setup\n((?:\t.*\n)+)", text, re.M)[1].splitlines()
-    assert recipe == ['\t$(PY) -m pytest -q -m "not system" -n auto --dist loadfile $(PARALLEL)',
-                      '\t$(PY) -m pytest -q -m "not system" -n auto --dist loadfile $(addprefix --ignore=,$(PARALLEL)) '
-                      'tests']
+    assert recipe == ['\t$(PY) -m pytest -q -m "not system" -n auto --dist loadfile tests']
 
 
 def selects(expression: str, marks: list[str]) -> bool:
