@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,7 @@ def figures(monkeypatch) -> Any:
         plt().close(fig)
 
 
-def write_figures_blank(monkeypatch: pytest.MonkeyPatch, in_full: Any = lambda path: False) -> None:
+def write_figures_blank(monkeypatch: pytest.MonkeyPatch, in_full: Callable[[Path], bool] = lambda path: False) -> None:
     """Each figure a plot function makes written as a blank inch at 10 dpi by the real ``write_figure`` (its name,
     format, file and manifest as drawn), not fitted and rendered at full size; those whose path ``in_full`` picks
     are saved as drawn. For the tests of folders, links and notes, which read no figure's content (the figures'

@@ -42,7 +42,9 @@ class _Stdout:
         self.buffer = io.StringIO()
 
     def readouterr(self) -> SimpleNamespace:
-        out, self.buffer = self.buffer.getvalue(), io.StringIO()
+        out = self.buffer.getvalue()
+        self.buffer.seek(0)
+        self.buffer.truncate()
         return SimpleNamespace(out=out, err="")
 
 
@@ -52,7 +54,6 @@ def scored_once(files, tmp_path_factory) -> dict:
     results, out = tmp_path_factory.mktemp("scored") / "res", _Stdout()
     with contextlib.redirect_stdout(out.buffer):
         a = _name(files, out, results, "sys-a", 0)["rec"]
-    with contextlib.redirect_stdout(out.buffer):
         b = _name(files, out, results, "sys-b", 1)["rec"]
     return {"results": results, "a": a, "b": b}
 
