@@ -30,12 +30,14 @@ test: setup
 
 # what tests the machine: the tests marked `system` (the set-up run for real, the wheel in a fresh venv, the notebook
 # in a kernel, sweeps on the one-node Slurm cluster); with `make test`, every test once (docs/testing.md#two-targets).
-# On a worker per core (a file's tests in one worker), but for the files of SERIAL_SYSTEM, which time the commands'
-# output, their Ctrl-C and a Slurm job's checkpoint against the machine's load: they run after, alone
-SERIAL_SYSTEM := tests/cli/test_interrupt_system.py tests/cli/test_waits_system.py tests/cluster/test_submit_slurm.py
+# On a worker per core, a file's tests in one worker, the longest files first (tests/conftest.py): first all but the
+# files of TIMED_SYSTEM, then those, which time the commands' output, their Ctrl-C and a Slurm job's checkpoint
+# against the machine's load: beside each other only, not beside the pip installs and compiles of the first step
+TIMED_SYSTEM := tests/cli/test_interrupt_system.py tests/cli/test_interrupt_commands_system.py \
+	tests/cli/test_waits_system.py tests/cluster/test_submit_slurm.py
 test-system: setup
-	$(PY) -m pytest -q -m system -n auto --dist loadfile $(addprefix --ignore=,$(SERIAL_SYSTEM)) tests
-	$(PY) -m pytest -q -m system $(SERIAL_SYSTEM)
+	$(PY) -m pytest -q -m system -n auto --dist loadfile --no-loadscope-reorder $(addprefix --ignore=,$(TIMED_SYSTEM)) tests
+	$(PY) -m pytest -q -m system -n auto --dist loadfile --no-loadscope-reorder $(TIMED_SYSTEM)
 
 # the tests marked `torchvision` in .venv-vision; there none may skip (tests/conftest.py)
 test-vision: setup-vision

@@ -92,15 +92,22 @@ def selects(expression: str, marks: list[str]) -> bool:
     return Expression.compile(expression).evaluate(lambda name, **kwargs: name in marks)
 
 
-def test_make_test_system_runs_its_timed_files_alone_after_the_others_on_workers() -> None:
-    """``make test-system``'s two steps: every system test but those of ``SERIAL_SYSTEM`` on pytest-xdist's workers,
-    then those files alone (they time output and Ctrl-C against the load): together every system test once."""
-    text = (ROOT / "Makefile").read_text()
-    files = re.search(r"^SERIAL_SYSTEM := (.+)$", text, re.M)[1].split()
+def test_make_test_system_runs_its_timed_files_beside_each_other_after_the_others_on_workers() -> None:
+    """``make test-system``'s two steps on pytest-xdist's workers, in the order of tests/conftest.py's
+    ``LONGEST_FIRST``: every system test but those of ``TIMED_SYSTEM``, then those files (they time output and
+    Ctrl-C against the load), beside each other only: together every system test once."""
+    text = (ROOT / "Makefile").read_text().replace("\\\n\t", "")
+    files = re.search(r"^TIMED_SYSTEM := (.+)$", text, re.M)[1].split()
     assert files and all((ROOT / f).is_file() for f in files)
     recipe = re.search(r"^test-system: setup\n((?:\t.*\n)+)", text, re.M)[1].splitlines()
-    assert recipe == ['\t$(PY) -m pytest -q -m system -n auto --dist loadfile $(addprefix --ignore=,$(SERIAL_SYSTEM)) '
-                      'tests', '\t$(PY) -m pytest -q -m system $(SERIAL_SYSTEM)']
+    workers = "$(PY) -m pytest -q -m system -n auto --dist loadfile --no-loadscope-reorder"
+    assert recipe == [f"\t{workers} $(addprefix --ignore=,$(TIMED_SYSTEM)) tests", f"\t{workers} $(TIMED_SYSTEM)"]
+
+
+def test_the_longest_files_first_are_test_files_each_once() -> None:
+    from conftest import LONGEST_FIRST
+
+    assert [f for f in LONGEST_FIRST if not (ROOT / f).is_file() or LONGEST_FIRST.count(f) > 1] == []
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """The line Ctrl-C leaves (panbench/cli/__init__.py): it names the images of the running model's own cache, never
 those of a cache opened before it; it comes even where the interrupt cut torch's import short; and an interrupt in
 the command line's parsing is the same one line, exit 130.  The real commands interrupted at random times are
-tests/cli/test_interrupt_system.py's."""
+tests/cli/test_interrupt_system.py's and test_interrupt_commands_system.py's."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Ctrl-C and eval's forked CPU processes (panbench.evaluation.inference): a forked process ignores SIGINT (the parent
 alone answers it and ends its children), a process that dies without its result is an error at once, never a wait,
 and the parent's interrupt ends every child within a second.  The shard's work is replaced by stand-ins, so these
-run in milliseconds; the real commands interrupted at random times are tests/cli/test_interrupt_system.py's."""
+run in milliseconds; the real commands interrupted at random times are tests/cli/test_interrupt_system.py's and
+test_interrupt_commands_system.py's."""
 
 from __future__ import annotations
 
