@@ -174,21 +174,7 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Any:
 #: session collected the whole tree)
 COLLECTED = pytest.StashKey[list[pytest.Item]]()
 
-#: The files whose tests take longest, handed to the workers first.  pytest-xdist's ``--dist loadfile`` hands out
-#: files in the collection's order under ``--no-loadscope-reorder`` (as ``make test-system`` runs it; by default it
-#: orders them by their number of tests), and a long file handed out last keeps one worker busy while the others idle.
-#: The system files of each of ``make test-system``'s two steps in turn, longest first (their seconds:
-#: docs/testing.md, "How long"); tests/test_test_tree.py checks that each is there.
-LONGEST_FIRST = ("tests/test_notebook.py", "tests/evaluation/test_batch_size.py", "tests/test_setup_torch.py",
-                 "tests/evaluation/test_bench_gpu_eval.py", "tests/evaluation/test_flops.py", "tests/test_packaging.py",
-                 "tests/evaluation/test_grid.py",
-                 "tests/cli/test_interrupt_system.py", "tests/cluster/test_submit_slurm.py",
-                 "tests/cli/test_waits_system.py", "tests/cli/test_interrupt_commands_system.py")
-
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The files of :data:`LONGEST_FIRST` first, in its order; every other file after them, as collected."""
-    rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
     config.stash[COLLECTED] = list(items)

@@ -4,8 +4,9 @@
   file name: two files of one name in different folders shadow each other (a collection error, or a
   ``from conftest import ...`` that reads the wrong file).
 - The Makefile's two targets split it: ``make test`` runs every test not marked ``system``, ``make test-system``
-  those marked, so each collected test runs in exactly one of them; the system tests' files are those that
-  docs/testing.md lists, every test on the Slurm cluster is one, and none is in the torchvision tier."""
+  those marked, in the files its ``SYSTEM_FILES`` names, so each collected test runs in exactly one of them; the
+  system tests' files are those that docs/testing.md lists, every test on the Slurm cluster is one, and none is in
+  the torchvision tier."""
 
 from __future__ import annotations
 
@@ -69,19 +70,26 @@ def collected(request, tmp_path_factory) -> list[dict]:
     return json.loads(out.read_text())
 
 
+def makefile() -> str:
+    """The Makefile, its continued lines joined."""
+    return (ROOT / "Makefile").read_text().replace("\\\n\t", "")
+
+
+def make_variable(name: str) -> list[str]:
+    return re.search(rf"^{name} := (.+)$", makefile(), re.M)[1].split()
+
+
 def make_targets() -> dict[str, str]:
-    """The ``-m`` expression of each Makefile target that runs pytest over tests/ (test, test-system, test-vision)."""
-    text = (ROOT / "Makefile").read_text()
-    return {m[1]: m[2] or m[3] for m in  # the target's last recipe line that runs pytest over tests/
-            re.finditer(r'^([\w-]+):.*\n(?:\t.*\n)*?\t.*-m pytest -q -m (?:"([^"]+)"|(\w+))(?: [^\n]*)? tests$', text,
-                        re.M)}
+    """The ``-m`` expression of each Makefile target that runs pytest over tests (test, test-system, test-vision):
+    its first such recipe line's."""
+    return {m[1]: m[2] or m[3] for m in
+            re.finditer(r'^([\w-]+):.*\n(?:\t.*\n)*?\t.*-m pytest -q -m (?:"([^"]+)"|(\w+)) ', makefile(), re.M)}
 
 
 def test_make_test_runs_every_test_of_its_own_on_workers_in_one_step() -> None:
     """``make test``: one pytest over tests/ on pytest-xdist's workers, a file's tests in one worker (two steps, each
     starting workers and ending on a tail, took longer: docs/testing.md, "How long")."""
-    text = (ROOT / "Makefile").read_text()
-    recipe = re.search(r"^test: setup\n((?:\t.*\n)+)", text, re.M)[1].splitlines()
+    recipe = re.search(r"^test: setup\n((?:\t.*\n)+)", makefile(), re.M)[1].splitlines()
     assert recipe == ['\t$(PY) -m pytest -q -m "not system" -n auto --dist loadfile tests']
 
 
@@ -93,21 +101,22 @@ def selects(expression: str, marks: list[str]) -> bool:
 
 
 def test_make_test_system_runs_its_timed_files_beside_each_other_after_the_others_on_workers() -> None:
-    """``make test-system``'s two steps on pytest-xdist's workers, in the order of tests/conftest.py's
-    ``LONGEST_FIRST``: every system test but those of ``TIMED_SYSTEM``, then those files (they time output and
-    Ctrl-C against the load), beside each other only: together every system test once."""
-    text = (ROOT / "Makefile").read_text().replace("\\\n\t", "")
-    files = re.search(r"^TIMED_SYSTEM := (.+)$", text, re.M)[1].split()
-    assert files and all((ROOT / f).is_file() for f in files)
-    recipe = re.search(r"^test-system: setup\n((?:\t.*\n)+)", text, re.M)[1].splitlines()
+    """``make test-system``'s two steps on pytest-xdist's workers, each handing out its files in the order of
+    ``SYSTEM_FILES``: those but the ``TIMED_SYSTEM`` files, then these (they time output and Ctrl-C against the load),
+    beside each other only."""
+    system, timed = make_variable("SYSTEM_FILES"), make_variable("TIMED_SYSTEM")
+    assert system[-1] == "$(TIMED_SYSTEM)" and timed and all((ROOT / f).is_file() for f in timed)
+    recipe = re.search(r"^test-system: setup\n((?:\t.*\n)+)", makefile(), re.M)[1].splitlines()
     workers = "$(PY) -m pytest -q -m system -n auto --dist loadfile --no-loadscope-reorder"
-    assert recipe == [f"\t{workers} $(addprefix --ignore=,$(TIMED_SYSTEM)) tests", f"\t{workers} $(TIMED_SYSTEM)"]
+    assert recipe == [f"\t{workers} $(filter-out $(TIMED_SYSTEM),$(SYSTEM_FILES))", f"\t{workers} $(TIMED_SYSTEM)"]
 
 
-def test_the_longest_files_first_are_test_files_each_once() -> None:
-    from conftest import LONGEST_FIRST
-
-    assert [f for f in LONGEST_FIRST if not (ROOT / f).is_file() or LONGEST_FIRST.count(f) > 1] == []
+@pytest.mark.slow
+def test_the_system_files_of_the_makefile_are_those_that_hold_a_system_test_each_once(collected) -> None:
+    listed = make_variable("SYSTEM_FILES")[:-1] + make_variable("TIMED_SYSTEM")
+    marked = {t["id"].split("::")[0] for t in collected if "system" in t["marks"]}
+    assert sorted(marked - set(listed)) == [] and sorted(set(listed) - marked) == []
+    assert [f for f in listed if listed.count(f) > 1] == []
 
 
 @pytest.mark.slow
