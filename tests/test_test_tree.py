@@ -72,7 +72,7 @@ def collected(request, tmp_path_factory) -> list[dict]:
 
 def makefile() -> str:
     """The Makefile, its continued lines joined."""
-    return (ROOT / "Makefile").read_text().replace("\\\n\t", "")
+    return re.sub(r"\\\n\t+", "", (ROOT / "Makefile").read_text())
 
 
 def make_variable(name: str) -> list[str]:
@@ -101,19 +101,22 @@ def selects(expression: str, marks: list[str]) -> bool:
 
 
 def test_make_test_system_runs_its_timed_files_beside_each_other_after_the_others_on_workers() -> None:
-    """``make test-system``'s two steps on pytest-xdist's workers, each handing out its files in the order of
-    ``SYSTEM_FILES``: those but the ``TIMED_SYSTEM`` files, then these (they time output and Ctrl-C against the load),
-    beside each other only."""
-    system, timed = make_variable("SYSTEM_FILES"), make_variable("TIMED_SYSTEM")
-    assert system[-1] == "$(TIMED_SYSTEM)" and timed and all((ROOT / f).is_file() for f in timed)
+    """``make test-system``'s three steps, the first two on pytest-xdist's workers, each handing out its files in the
+    order of ``SYSTEM_FILES``: those but the ``TIMED_SYSTEM`` and ``ALONE_SYSTEM`` files, then the ``TIMED_SYSTEM``
+    files (they time Ctrl-C and a checkpoint against the load) beside each other only, then ``ALONE_SYSTEM`` (the
+    gaps in the commands' output) alone."""
+    system, timed, alone = (make_variable(v) for v in ("SYSTEM_FILES", "TIMED_SYSTEM", "ALONE_SYSTEM"))
+    assert system[-2:] == ["$(TIMED_SYSTEM)", "$(ALONE_SYSTEM)"]
+    assert timed and alone and all((ROOT / f).is_file() for f in timed + alone)
     recipe = re.search(r"^test-system: setup\n((?:\t.*\n)+)", makefile(), re.M)[1].splitlines()
     workers = "$(PY) -m pytest -q -m system -n auto --dist loadfile --no-loadscope-reorder"
-    assert recipe == [f"\t{workers} $(filter-out $(TIMED_SYSTEM),$(SYSTEM_FILES))", f"\t{workers} $(TIMED_SYSTEM)"]
+    assert recipe == [f"\t{workers} $(filter-out $(TIMED_SYSTEM) $(ALONE_SYSTEM),$(SYSTEM_FILES))",
+                      f"\t{workers} $(TIMED_SYSTEM)", "\t$(PY) -m pytest -q -m system $(ALONE_SYSTEM)"]
 
 
 @pytest.mark.slow
 def test_the_system_files_of_the_makefile_are_those_that_hold_a_system_test_each_once(collected) -> None:
-    listed = make_variable("SYSTEM_FILES")[:-1] + make_variable("TIMED_SYSTEM")
+    listed = make_variable("SYSTEM_FILES")[:-2] + make_variable("TIMED_SYSTEM") + make_variable("ALONE_SYSTEM")
     marked = {t["id"].split("::")[0] for t in collected if "system" in t["marks"]}
     assert sorted(marked - set(listed)) == [] and sorted(set(listed) - marked) == []
     assert [f for f in listed if listed.count(f) > 1] == []
