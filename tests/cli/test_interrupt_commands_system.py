@@ -1,6 +1,6 @@
-"""``score``, ``robustness``, ``speed`` and ``data demo`` interrupted by Ctrl-C at random times (tests/cli/ctrl_c.py:
-SIGINT to the whole process group, and what each interrupt is checked for): each ends within the limit in one line,
-and once resumed (or rerun) prints, records or makes what an uninterrupted run does.  Minutes of real
+"""``score``, ``speed`` and ``data demo`` interrupted by Ctrl-C at random times (tests/cli/ctrl_c.py: SIGINT to the
+whole process group, and what each interrupt is checked for): each ends within the limit in one line, and a rerun
+prints or makes what an uninterrupted run does (the runs that resume: test_interrupt_system.py).  Minutes of real
 runs: a ``system`` test."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ctrl_c import PQ_FIELDS, START_S, pq_of_records, problems, report, run, run_interrupted
+from ctrl_c import PQ_FIELDS, START_S, problems, report, run, run_interrupted
 
 pytestmark = pytest.mark.system
 
@@ -69,30 +69,6 @@ def test_score_ends_at_once_on_ctrl_c(demo_root: Path, tmp_path: Path) -> None:
     assert n == 3, f"only {n} of 20 interrupts came before score ended ({took:.2f} s)"
     again, first = json.loads(run(args, tmp_path).stdout), json.loads(want)
     assert {k: again[k] for k in (*PQ_FIELDS, "boundary")} == {k: first[k] for k in (*PQ_FIELDS, "boundary")}
-
-
-def test_robustness_ends_at_once_on_ctrl_c_and_resumes_to_the_same_numbers(demo_root: Path, tmp_path: Path) -> None:
-    """``robustness`` (one model, one corruption at two severities, in one process whose DataLoader workers
-    corrupt the images) interrupted 3 times in a chain, then resumed: its summary's numbers are those of an
-    uninterrupted sweep."""
-    args = ["robustness", "--model", "demo-panoptic-fpn", "--dataset", "demo", "--data-root", str(demo_root),
-            "--limit", "4", "--cpu-procs", "1", "--workers", "2", "--corruptions", "gaussian_noise", "--severities",
-            "1,3", "--no-plots"]
-    t0 = time.monotonic()
-    run([*args, "--results", str(tmp_path / "ref")], tmp_path)
-    took = time.monotonic() - t0
-    rng = random.Random(76)
-    failures, n = [], 0
-    for _ in range(3):
-        o = run_interrupted([*args, "--results", str(tmp_path / "r")], rng.uniform(START_S, took), tmp_path)
-        n += o.interrupted
-        if o.interrupted and (why := problems(o)):
-            failures.append((o, why))
-    run([*args, "--results", str(tmp_path / "r"), "--no-progress"], tmp_path)
-    assert not failures, report(failures, n)
-    ref, got = pq_of_records(tmp_path / "ref"), pq_of_records(tmp_path / "r")
-    assert sorted(ref) == sorted(got)
-    assert all(r == ref[m][0] for m, recs in got.items() for r in recs)
 
 
 def test_speed_and_data_demo_end_at_once_on_ctrl_c(demo_root: Path, tmp_path: Path) -> None:

@@ -1,9 +1,9 @@
-"""``eval`` interrupted by Ctrl-C (tests/cli/ctrl_c.py: SIGINT to the whole process group, and what each
-interrupt is checked for) at random times over a run's phases (start-up, model load, forward, scoring, writing):
-``eval --model all`` (the three demo models, forked CPU processes) takes :data:`EVAL_INTERRUPTS` interrupts, and once
-the interrupted runs are resumed to the end every record written equals an uninterrupted run's; its forked processes
-interrupted while they score, and Ctrl-C during start-up, idle and beside a CPU-bound job.  Minutes of real runs: a
-``system`` test."""
+"""The runs that resume, interrupted by Ctrl-C (tests/cli/ctrl_c.py: SIGINT to the whole process group, and what each
+interrupt is checked for) at random times over their phases (start-up, model load, forward, scoring, writing):
+``eval --model all`` (the three demo models, forked CPU processes) takes :data:`EVAL_INTERRUPTS` interrupts and
+``robustness`` 3, and once the interrupted runs are resumed to the end every record written equals an uninterrupted
+run's; eval's forked processes interrupted while they score, and Ctrl-C during start-up, idle and beside a CPU-bound
+job.  Minutes of real runs: a ``system`` test."""
 
 from __future__ import annotations
 
@@ -100,6 +100,30 @@ def test_eval_interrupted_while_its_forked_processes_score_ends_at_once(demo_roo
         if why := problems(o):
             failures.append((o, why))
     assert not failures, report(failures, n)
+
+
+def test_robustness_ends_at_once_on_ctrl_c_and_resumes_to_the_same_numbers(demo_root: Path, tmp_path: Path) -> None:
+    """``robustness`` (one model, one corruption at two severities, in one process whose DataLoader workers
+    corrupt the images) interrupted 3 times in a chain, then resumed: its summary's numbers are those of an
+    uninterrupted sweep."""
+    args = ["robustness", "--model", "demo-panoptic-fpn", "--dataset", "demo", "--data-root", str(demo_root),
+            "--limit", "4", "--cpu-procs", "1", "--workers", "2", "--corruptions", "gaussian_noise", "--severities",
+            "1,3", "--no-plots"]
+    t0 = time.monotonic()
+    run([*args, "--results", str(tmp_path / "ref")], tmp_path)
+    took = time.monotonic() - t0
+    rng = random.Random(76)
+    failures, n = [], 0
+    for _ in range(3):
+        o = run_interrupted([*args, "--results", str(tmp_path / "r")], rng.uniform(START_S, took), tmp_path)
+        n += o.interrupted
+        if o.interrupted and (why := problems(o)):
+            failures.append((o, why))
+    run([*args, "--results", str(tmp_path / "r"), "--no-progress"], tmp_path)
+    assert not failures, report(failures, n)
+    ref, got = pq_of_records(tmp_path / "ref"), pq_of_records(tmp_path / "r")
+    assert sorted(ref) == sorted(got)
+    assert all(r == ref[m][0] for m, recs in got.items() for r in recs)
 
 
 EARLY_S = 0.06  # Python's own start-up (its interpreter, site and .pth files) takes about 0.05 s before panbench's
