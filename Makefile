@@ -36,14 +36,14 @@ test: setup
 # commands' Ctrl-C and a Slurm job's checkpoint against the machine's load, run after the others, beside each other
 # only (not beside the pip installs and compiles); ALONE_SYSTEM: the one that times the gaps in the commands' output,
 # which any other test's load stretches, last and alone
-SYSTEM_FILES := tests/test_notebook.py tests/evaluation/test_batch_size.py tests/test_setup_torch.py \
-	tests/evaluation/test_bench_gpu_eval.py tests/evaluation/test_flops.py tests/test_packaging.py \
-	tests/evaluation/test_grid.py tests/integrations/test_mmdet_metric.py tests/cluster/test_slurm_launcher.py \
-	tests/integrations/test_torchmetrics_metric.py tests/test_setup_speed.py tests/test_setup_cuda_pair.py \
-	$(TIMED_SYSTEM) $(ALONE_SYSTEM)
 TIMED_SYSTEM := tests/cli/test_interrupt_system.py tests/cluster/test_submit_slurm.py \
 	tests/cli/test_interrupt_commands_system.py
 ALONE_SYSTEM := tests/cli/test_waits_system.py
+SYSTEM_FILES := tests/test_notebook.py tests/evaluation/test_batch_size.py tests/test_setup_torch.py \
+	tests/evaluation/test_bench_gpu_eval.py tests/test_packaging.py tests/evaluation/test_flops.py \
+	tests/evaluation/test_grid.py tests/cluster/test_slurm_launcher.py tests/integrations/test_torchmetrics_metric.py \
+	tests/integrations/test_mmdet_metric.py tests/test_setup_speed.py tests/test_setup_cuda_pair.py \
+	$(TIMED_SYSTEM) $(ALONE_SYSTEM)
 test-system: setup
 	$(PY) -m pytest -q -m system -n auto --dist loadfile --no-loadscope-reorder \
 		$(filter-out $(TIMED_SYSTEM) $(ALONE_SYSTEM),$(SYSTEM_FILES))

@@ -311,7 +311,7 @@ pkg_install "mmdet==${TESTED[mmdet]}" "$SETUPTOOLS" \
 step 6 "panopticapi (panopticapi-lite, no deps: its numpy<2 pin is stale), imagecorruptions (no deps: it asks for opencv-python beside opencv-python-headless), pycocotools, pandas, matplotlib, cityscapesscripts, transformers ${TESTED[transformers]} (hf: models), timm where a fitting torchvision is, test and packaging tools"
 pkg_install --no-deps panopticapi-lite==0.2.0 imagecorruptions==1.1.2 \
   || fail 6 "pip install panopticapi-lite imagecorruptions failed" "check network access to PyPI and rerun make setup"
-pkg_install pyspng deflate pycocotools scikit-image scipy pandas pyarrow matplotlib tqdm tabulate pytest pytest-xdist hypothesis ruff mypy hotcoco \
+pkg_install pyspng deflate pycocotools scikit-image scipy pandas pyarrow matplotlib tqdm tabulate pytest "pytest-xdist>=3.6" hypothesis ruff mypy hotcoco \
   torchmetrics==1.9.0 vernier==0.5.4 lightning==2.6.6 nbclient nbformat ipykernel cityscapesscripts "transformers==${TESTED[transformers]}" submitit build twine \
   || fail 6 "installing the test tools failed" "check network access to PyPI and rerun make setup"
 

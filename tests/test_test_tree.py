@@ -107,6 +107,8 @@ def test_make_test_system_runs_its_timed_files_beside_each_other_after_the_other
     gaps in the commands' output) alone."""
     system, timed, alone = (make_variable(v) for v in ("SYSTEM_FILES", "TIMED_SYSTEM", "ALONE_SYSTEM"))
     assert system[-2:] == ["$(TIMED_SYSTEM)", "$(ALONE_SYSTEM)"]
+    defined = [m[1] for m in re.finditer(r"^(\w+) :=", makefile(), re.M)]  # `:=` expands what is defined above only
+    assert defined.index("SYSTEM_FILES") > max(defined.index("TIMED_SYSTEM"), defined.index("ALONE_SYSTEM"))
     assert timed and alone and all((ROOT / f).is_file() for f in timed + alone)
     recipe = re.search(r"^test-system: setup\n((?:\t.*\n)+)", makefile(), re.M)[1].splitlines()
     workers = "$(PY) -m pytest -q -m system -n auto --dist loadfile --no-loadscope-reorder"

@@ -1,5 +1,5 @@
-"""Ctrl-C as a terminal sends it, for the tests that interrupt real commands (test_interrupt_system.py: ``eval``;
-test_interrupt_commands_system.py: ``score``, ``robustness``, ``speed``, ``data demo``): SIGINT to the whole process
+"""Ctrl-C as a terminal sends it, for the tests that interrupt real commands (test_interrupt_system.py: ``eval``,
+``robustness``; test_interrupt_commands_system.py: ``score``, ``speed``, ``data demo``): SIGINT to the whole process
 group at a chosen time, and what each interrupt is checked for (the command and every process of its group gone
 within :data:`LIMIT_S` of the signal, scaled by the load per core on a busy machine; exit code 130; one
 ``panbench: interrupted`` line, whose models to rerun are those without a record; no traceback, no ``Process ...``

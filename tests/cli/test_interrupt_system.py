@@ -42,16 +42,16 @@ def test_eval_ends_at_once_on_ctrl_c_and_resumes_to_the_same_numbers(demo_root: 
     results folder (each run resumes the one before, as a user pressing Ctrl-C again would), each chain then
     resumed to the end: every record in the folder (those of models that finished between two interrupts too) has
     the uninterrupted run's PQ fields.  The times are drawn over the shortest whole run seen (the reference's, taken
-    on a machine that may have been busier then, or a later one that ended before its signal)."""
+    on a machine that may have been busier then, or a chain's first run that ended before its signal)."""
     pq, took = reference
     rng = random.Random(74)
     failures: list[tuple[Outcome, list[str]]] = []
     interrupts = chain = chains = 0
-    whole = True  # the next run starts with no image cached: the chain's first, or the one after a run that ended
     folder = tmp_path / "r0"
     args = [*EVAL, "--data-root", str(demo_root)]
     while interrupts < EVAL_INTERRUPTS:
         before = frozenset((folder / "runs").glob("*.json"))
+        whole = chain == 0  # a fresh folder, no image cached (the cache keeps every image an earlier run scored)
         start = time.monotonic()
         # a resumed run is shorter than the first: drawn over 0.7 of the first's time, fewer end before the signal
         o = run_interrupted([*args, "--results", str(folder)], rng.uniform(START_S, 0.7 * took), tmp_path)
@@ -63,14 +63,13 @@ def test_eval_ends_at_once_on_ctrl_c_and_resumes_to_the_same_numbers(demo_root: 
             assert o.code == 0 and "Traceback" not in o.output, o.output
             if whole:
                 took = min(took, time.monotonic() - start)
-        whole = not o.interrupted
         chain += 1
         if chain == CHAIN or interrupts == EVAL_INTERRUPTS:
             run([*args, "--results", str(folder), "--no-progress"], tmp_path)
             for model, recs in pq_of_records(folder).items():
                 assert all(r == pq[model] for r in recs), (model, recs, pq[model])
             chains += 1
-            folder, chain, whole = tmp_path / f"r{chains}", 0, True
+            folder, chain = tmp_path / f"r{chains}", 0
     assert not failures, report(failures, interrupts)
 
 
