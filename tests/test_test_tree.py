@@ -116,10 +116,16 @@ def test_make_test_system_runs_its_timed_files_beside_each_other_after_the_other
                       f"\t{workers} $(TIMED_SYSTEM)", "\t$(PY) -m pytest -q -m system $(ALONE_SYSTEM)"]
 
 
+def system_files(collected: list[dict]) -> set[str]:
+    """The files holding a test that ``make test-system``'s ``-m`` expression selects."""
+    system = make_targets()["test-system"]
+    return {t["id"].split("::")[0] for t in collected if selects(system, t["marks"])}
+
+
 @pytest.mark.slow
 def test_the_system_files_of_the_makefile_are_those_that_hold_a_system_test_each_once(collected) -> None:
     listed = make_variable("SYSTEM_FILES")[:-2] + make_variable("TIMED_SYSTEM") + make_variable("ALONE_SYSTEM")
-    marked = {t["id"].split("::")[0] for t in collected if "system" in t["marks"]}
+    marked = system_files(collected)
     assert sorted(marked - set(listed)) == [] and sorted(set(listed) - marked) == []
     assert [f for f in listed if listed.count(f) > 1] == []
 
@@ -138,8 +144,7 @@ def test_the_system_target_holds_the_files_docs_testing_md_lists(collected) -> N
     row = next(line for line in (ROOT / "docs" / "testing.md").read_text().splitlines()
                if line.startswith("| `make test-system`"))
     listed = set(re.findall(r"`(tests/[\w/]+\.py)`", row))
-    system = make_targets()["test-system"]
-    marked = {t["id"].split("::")[0] for t in collected if selects(system, t["marks"])}
+    marked = system_files(collected)
     assert sorted(marked - listed) == [] and sorted(listed - marked) == []
 
 

@@ -32,6 +32,7 @@ class Outcome:
     output: str
     after_s: float  # from the signal to the last process of the group gone (inf: still there after the grace)
     at_s: float
+    ran_s: float  # from the start to the command's exit (at_s + after_s where the signal was sent)
 
 
 def group_alive(pgid: int) -> list[str]:
@@ -70,8 +71,9 @@ def run_interrupted(args: list[str], at: float, cwd: Path, grace: float = 30.0,
             while not when(p.pid) and p.poll() is None and time.monotonic() - start < at:
                 time.sleep(0.01)
         p.wait(timeout=0 if when is not None else at)
+        ran = time.monotonic() - start
         reader.join(10)
-        return Outcome(False, p.returncode, b"".join(chunks).decode(errors="replace"), 0.0, at)
+        return Outcome(False, p.returncode, b"".join(chunks).decode(errors="replace"), 0.0, at, ran)
     except subprocess.TimeoutExpired:
         pass
     t0 = time.monotonic()
@@ -85,7 +87,7 @@ def run_interrupted(args: list[str], at: float, cwd: Path, grace: float = 30.0,
         time.sleep(0.05)
     if p.returncode == 0 and after <= limit():  # its work was done: the signal came as it exited
         reader.join(10)
-        return Outcome(False, 0, b"".join(chunks).decode(errors="replace"), after, at)
+        return Outcome(False, 0, b"".join(chunks).decode(errors="replace"), after, at, at + after)
     left = group_alive(p.pid)
     if left or p.poll() is None:
         with_pids = "\n".join(left)
@@ -97,7 +99,7 @@ def run_interrupted(args: list[str], at: float, cwd: Path, grace: float = 30.0,
     out = b"".join(chunks).decode(errors="replace")
     if with_pids:
         out += f"\n[test: still alive {grace:.0f} s after the SIGINT, killed:\n{with_pids}]"
-    return Outcome(True, p.returncode, out, after, at)
+    return Outcome(True, p.returncode, out, after, at, at + after)
 
 
 def problems(o: Outcome, results: Path | None = None, models: tuple[str, ...] = (),

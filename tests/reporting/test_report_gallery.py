@@ -9,13 +9,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import write_figures_blank
 
 from panbench.cli import main
 from panbench.records.io import load_records
 from panbench.reporting.report import N_IMAGES, losses, write_report
 
-pytestmark = pytest.mark.slow
+# the page's plots written blank (read by no test here: the gallery's overlays are viz's own, drawn in full)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("blank_figures")]
 LIMIT = 4
 
 
@@ -30,13 +30,6 @@ def two_runs(demo_root, tmp_path_factory) -> Path:
                      "--limit", str(LIMIT), "--no-resume", "--no-ap", "--flops-images", "0", "--save-predictions",
                      str(results / "pred")]) == 0
     return results
-
-
-@pytest.fixture(autouse=True)
-def blank_plots(monkeypatch) -> None:
-    """The page's plots (read by no test here: the gallery's overlays are viz's own, drawn in full) written as a blank
-    inch at 10 dpi by the real write_figure, not fitted and rendered at full size."""
-    write_figures_blank(monkeypatch)
 
 
 def _gallery(page: str) -> str:
